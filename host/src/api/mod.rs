@@ -1,0 +1,16 @@
+//! The Kubernetes API vocabulary the host speaks, independent of any kind: `Status`
+//! errors, field errors, selectors, ObjectMeta and schema validation, Table output.
+
+pub mod fields;
+pub mod schema;
+pub mod selectors;
+pub mod status;
+pub mod table;
+
+pub use fields::{FieldError, FieldErrorType};
+pub use status::{ApiError, ApiResult};
+
+/// `metav1.Time` as kube-apiserver writes it: RFC 3339, seconds, UTC.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -1,0 +1,12 @@
+//! wasm-apiserver: a Kubernetes aggregated apiserver whose resources are WebAssembly
+//! components.
+//!
+//! The layers, outermost first: `server` (flags, TLS, start-up) → `http` (routes,
+//! content negotiation, Status errors) → `registry` (the generic request lifecycle,
+//! calling plugin hooks) → `storage` (one trait; the embedded backend). `plugin` is the
+//! Wasm runtime the registry calls into.
+
+pub mod plugin;
+pub mod api;
+pub mod registry;
+pub mod storage;

@@ -1,0 +1,150 @@
+//! The shared wasmtime engine: configuration, limits, the epoch ticker and the
+//! precompiled-component cache.
+
+use anyhow::Context as _;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings;
+use super::instance::CallState;
+
+/// How often the epoch ticker advances the engine's epoch: the granularity of deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Limits on what a plugin call may use. Each is enforced where noted.
+#[derive(Clone, Debug)]
+pub struct RuntimeLimits {
+    /// Linear memory one instance may grow to (store limiter; the pool's slot size).
+    /// Default 64 MiB: a Rust plugin needs about 1 MiB, a Python one about 30 MiB.
+    /// Strings a hook returns live in this memory, so this also caps output size.
+    pub memory_bytes: usize,
+    /// Wall-clock time one hook call may run (epoch interruption, checked every
+    /// `EPOCH_TICK`). Default 1 s: hooks are pure functions of their input.
+    pub call_deadline: Duration,
+    /// Instances that may exist at once across all plugins (pooling allocator).
+    /// Default 256: one per in-flight request; more requests wait for a slot's error.
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeLimits {
+    fn default() -> Self {
+        RuntimeLimits {
+            memory_bytes: 64 << 20,
+            call_deadline: Duration::from_secs(1),
+            max_instances: 256,
+        }
+    }
+}
+
+/// The engine every plugin is compiled and run with. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginEngine {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Arc<Linker<CallState>>,
+    pub(crate) limits: RuntimeLimits,
+    cache_dir: Option<PathBuf>,
+}
+
+impl PluginEngine {
+    /// Create the engine. `cache_dir`, when given, keeps precompiled components so that
+    /// a restart does not compile again.
+    pub fn new(limits: RuntimeLimits, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_instances)
+            .total_core_instances(limits.max_instances * 4)
+            .total_memories(limits.max_instances * 2)
+            .total_tables(limits.max_instances * 4)
+            .max_memory_size(limits.memory_bytes)
+            // Keep a little of each slot's memory resident so that reuse is cheap.
+            .linear_memory_keep_resident(64 << 10)
+            .table_keep_resident(4 << 10);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .memory_init_cow(true);
+        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
+
+        let mut linker = Linker::<CallState>::new(&engine);
+        // WASI is linked only because Rust's wasm32-wasip2 std imports it; each call's
+        // WasiCtx is empty (no dirs, env, args, sockets).
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
+        bindings::wasm_apiserver::plugin::host::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(anyhow::Error::from)
+        .context("linking the host interface")?;
+
+        // Deadlines are counted in epoch ticks; one thread ticks for every engine clone.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .context("starting the epoch ticker")?;
+
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the plugin cache {}", dir.display()))?;
+        }
+        Ok(PluginEngine {
+            engine,
+            linker: Arc::new(linker),
+            limits,
+            cache_dir,
+        })
+    }
+
+    /// Deadline in epoch ticks (at least one).
+    pub(crate) fn deadline_ticks(&self) -> u64 {
+        (self.limits.call_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+    }
+
+    /// Compile a component, or load it from the precompiled cache. The cache key is the
+    /// engine's compatibility hash and the file's SHA-256, so a new wasmtime or new flags
+    /// never load a stale artifact.
+    pub fn compile(&self, bytes: &[u8], digest: &str) -> anyhow::Result<(Component, bool)> {
+        let Some(dir) = &self.cache_dir else {
+            return Ok((Component::new(&self.engine, bytes)?, false));
+        };
+        let path = dir.join(format!("{}-{digest}.cwasm", self.compat_key()));
+        if path.exists() {
+            // SAFETY: the cache directory is ours and entries are written atomically by
+            // `precompile_component` below; a corrupt or foreign file fails the header
+            // check and is recompiled.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring a bad cache entry"),
+            }
+        }
+        let compiled = self.engine.precompile_component(bytes)?;
+        write_atomically(&path, &compiled)
+            .with_context(|| format!("writing the plugin cache entry {}", path.display()))?;
+        // SAFETY: produced by this engine just above.
+        let component = unsafe { Component::deserialize(&self.engine, &compiled)? };
+        Ok((component, false))
+    }
+
+    fn compat_key(&self) -> String {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

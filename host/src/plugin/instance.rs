@@ -1,0 +1,232 @@
+//! One request's instance of a plugin, and its typed hooks.
+
+use serde_json::Value;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::wasm_apiserver::plugin::host::{self, Level};
+use super::bindings::wasm_apiserver::plugin::types as wit;
+use super::registry::Plugin;
+use super::{PluginError, Result};
+
+pub use wit::{
+    Cell, FieldError, FieldErrorType, Operation, Request as RequestInfo, UserInfo, Validation,
+};
+
+/// How much of a guest's stderr (its panic message) is kept to explain a trap.
+const STDERR_CAPTURE_BYTES: usize = 4096;
+
+/// The state of one instance's store.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    plugin: std::sync::Arc<str>,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl host::Host for CallState {
+    fn log(&mut self, level: Level, message: String) {
+        let plugin = &*self.plugin;
+        match level {
+            Level::Trace => tracing::trace!(plugin, "{message}"),
+            Level::Debug => tracing::debug!(plugin, "{message}"),
+            Level::Info => tracing::info!(plugin, "{message}"),
+            Level::Warn => tracing::warn!(plugin, "{message}"),
+            Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+/// A fresh instance of a plugin: use it for the hooks of one request, then drop it.
+pub struct PluginInstance<'p> {
+    plugin: &'p Plugin,
+    store: Store<CallState>,
+    bindings: super::bindings::Plugin,
+    stderr: MemoryOutputPipe,
+}
+
+impl<'p> PluginInstance<'p> {
+    pub(crate) fn new(plugin: &'p Plugin) -> Result<Self> {
+        let engine = &plugin.engine;
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(engine.limits.memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(
+            &engine.engine,
+            CallState {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+                plugin: plugin.name.clone(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(engine.deadline_ticks());
+        let bindings = plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| PluginError::Instantiate {
+                plugin: plugin.name.to_string(),
+                message: format!("{e:#}"),
+            })?;
+        Ok(PluginInstance {
+            plugin,
+            store,
+            bindings,
+            stderr,
+        })
+    }
+
+    /// Run one hook under the deadline and turn wasmtime's errors into [`PluginError`].
+    fn call<R>(
+        &mut self,
+        hook: &'static str,
+        f: impl FnOnce(
+            &super::bindings::exports::wasm_apiserver::plugin::hooks::Guest,
+            &mut Store<CallState>,
+        ) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        self.store.set_epoch_deadline(self.plugin.engine.deadline_ticks());
+        let guest = self.bindings.wasm_apiserver_plugin_hooks();
+        f(guest, &mut self.store).map_err(|e| self.classify(hook, e))
+    }
+
+    fn classify(&self, hook: &'static str, e: wasmtime::Error) -> PluginError {
+        let plugin = self.plugin.name.to_string();
+        let limits = &self.plugin.engine.limits;
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return PluginError::Deadline {
+                plugin,
+                hook,
+                deadline_ms: limits.call_deadline.as_millis() as u64,
+            };
+        }
+        if e.chain().any(|c| c.to_string().starts_with("forcing trap when growing memory")) {
+            return PluginError::OutOfMemory {
+                plugin,
+                hook,
+                limit_mib: limits.memory_bytes >> 20,
+            };
+        }
+        let stderr = self.stderr.contents();
+        let said = String::from_utf8_lossy(&stderr);
+        let said = said.trim();
+        let cause = e.downcast_ref::<Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{e:#}"));
+        let message = if said.is_empty() {
+            cause
+        } else {
+            format!("{cause}; the plugin wrote: {said}")
+        };
+        PluginError::Trap {
+            plugin,
+            hook,
+            message,
+        }
+    }
+
+    fn hook_error(&self, hook: &'static str, message: String) -> PluginError {
+        PluginError::Hook {
+            plugin: self.plugin.name.to_string(),
+            hook,
+            message,
+        }
+    }
+
+    fn malformed(&self, hook: &'static str, message: String) -> PluginError {
+        PluginError::Malformed {
+            plugin: self.plugin.name.to_string(),
+            hook,
+            message,
+        }
+    }
+
+    fn parse(&self, hook: &'static str, text: &str) -> Result<Value> {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) if v.is_object() => Ok(v),
+            Ok(_) => Err(self.malformed(hook, "the object is not a JSON object".into())),
+            Err(e) => Err(self.malformed(hook, format!("the object is not valid JSON: {e}"))),
+        }
+    }
+
+    pub(crate) fn describe(&mut self) -> Result<wit::Resource> {
+        self.call("describe", |g, s| g.call_describe(s))
+    }
+
+    /// `default`: set defaults on an object of any served version.
+    pub fn default(&mut self, obj: &Value) -> Result<Value> {
+        let text = obj.to_string();
+        let out = self.call("default", |g, s| g.call_default(s, &text))?;
+        let out = out.map_err(|m| self.hook_error("default", m))?;
+        self.parse("default", &out)
+    }
+
+    /// `convert`: a batch of objects to `to_version`; same length and order.
+    pub fn convert(&mut self, objs: &[Value], to_version: &str) -> Result<Vec<Value>> {
+        let texts: Vec<String> = objs.iter().map(Value::to_string).collect();
+        let out = self.call("convert", |g, s| g.call_convert(s, &texts, to_version))?;
+        let out = out.map_err(|m| self.hook_error("convert", m))?;
+        if out.len() != objs.len() {
+            return Err(self.malformed(
+                "convert",
+                format!("{} objects in, {} out", objs.len(), out.len()),
+            ));
+        }
+        out.iter().map(|t| self.parse("convert", t)).collect()
+    }
+
+    pub fn prepare_for_create(&mut self, req: &RequestInfo, obj: &Value) -> Result<Value> {
+        let text = obj.to_string();
+        let out = self.call("prepare-for-create", |g, s| g.call_prepare_for_create(s, req, &text))?;
+        let out = out.map_err(|m| self.hook_error("prepare-for-create", m))?;
+        self.parse("prepare-for-create", &out)
+    }
+
+    pub fn prepare_for_update(&mut self, req: &RequestInfo, new: &Value, old: &Value) -> Result<Value> {
+        let (new, old) = (new.to_string(), old.to_string());
+        let out = self.call("prepare-for-update", |g, s| {
+            g.call_prepare_for_update(s, req, &new, &old)
+        })?;
+        let out = out.map_err(|m| self.hook_error("prepare-for-update", m))?;
+        self.parse("prepare-for-update", &out)
+    }
+
+    pub fn validate_create(&mut self, req: &RequestInfo, obj: &Value) -> Result<Validation> {
+        let text = obj.to_string();
+        self.call("validate-create", |g, s| g.call_validate_create(s, req, &text))
+    }
+
+    pub fn validate_update(&mut self, req: &RequestInfo, new: &Value, old: &Value) -> Result<Validation> {
+        let (new, old) = (new.to_string(), old.to_string());
+        self.call("validate-update", |g, s| g.call_validate_update(s, req, &new, &old))
+    }
+
+    pub fn validate_delete(&mut self, req: &RequestInfo, obj: &Value) -> Result<Validation> {
+        let text = obj.to_string();
+        self.call("validate-delete", |g, s| g.call_validate_delete(s, req, &text))
+    }
+
+    /// `print`: one row per object (all in one version).
+    pub fn print(&mut self, objs: &[Value]) -> Result<Vec<Vec<Cell>>> {
+        let texts: Vec<String> = objs.iter().map(Value::to_string).collect();
+        let out = self.call("print", |g, s| g.call_print(s, &texts))?;
+        let rows = out.map_err(|m| self.hook_error("print", m))?;
+        if rows.len() != objs.len() {
+            return Err(self.malformed("print", format!("{} objects in, {} rows out", objs.len(), rows.len())));
+        }
+        Ok(rows)
+    }
+}

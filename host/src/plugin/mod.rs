@@ -1,0 +1,82 @@
+//! The plugin runtime: loads resource plugins (WebAssembly components), sandboxes them
+//! and calls their hooks.
+//!
+//! Embedding reads top to bottom, as wasmtime's does: [`PluginEngine`] (Config → Engine →
+//! Linker, plus the epoch ticker and the precompiled cache) → [`Plugin::load`]
+//! (Component → InstancePre → describe → [`ResourceInfo`]) → [`Plugin::instance`]
+//! (a fresh Store and instance for one request) → [`PluginInstance`]'s typed hooks.
+//!
+//! Isolation: every request gets a fresh instance, so nothing leaks between requests.
+//! The pooling allocator with copy-on-write memory images keeps that cheap (see
+//! BENCHMARKS.md). Plugins see WASI only as far as a component built by Rust's
+//! `wasm32-wasip2` needs to instantiate: no preopened directories, no environment,
+//! no arguments, no sockets, stdio discarded.
+
+mod describe;
+mod engine;
+mod instance;
+mod registry;
+
+pub use describe::{
+    is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope,
+    VersionInfo,
+};
+pub use engine::{PluginEngine, RuntimeLimits};
+pub use instance::{
+    Cell, FieldError, FieldErrorType, Operation, PluginInstance, RequestInfo, UserInfo, Validation,
+};
+pub use registry::{LoadError, Plugin, PluginCatalog, PluginRegistry};
+
+/// Bindings generated from `wit/world.wit`.
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "wasm-apiserver:plugin/plugin@0.1.0",
+    });
+}
+
+/// A hook call that failed. Every variant names the plugin file and the hook, so that the
+/// 500 a client receives says which plugin misbehaved and how.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The guest trapped (panic, unreachable, out-of-bounds access, ...).
+    #[error("plugin {plugin}: {hook} trapped: {message}")]
+    Trap {
+        plugin: String,
+        hook: &'static str,
+        message: String,
+    },
+    /// The hook ran past [`RuntimeLimits::call_deadline`].
+    #[error("plugin {plugin}: {hook} did not return within its deadline of {deadline_ms} ms")]
+    Deadline {
+        plugin: String,
+        hook: &'static str,
+        deadline_ms: u64,
+    },
+    /// The guest tried to grow its memory past [`RuntimeLimits::memory_bytes`].
+    #[error("plugin {plugin}: {hook} exceeded its memory limit of {limit_mib} MiB")]
+    OutOfMemory {
+        plugin: String,
+        hook: &'static str,
+        limit_mib: usize,
+    },
+    /// The hook returned an error on purpose (`Err` from the guest).
+    #[error("plugin {plugin}: {hook} failed: {message}")]
+    Hook {
+        plugin: String,
+        hook: &'static str,
+        message: String,
+    },
+    /// The hook returned something that breaks the contract (not JSON, wrong length...).
+    #[error("plugin {plugin}: {hook} returned a malformed result: {message}")]
+    Malformed {
+        plugin: String,
+        hook: &'static str,
+        message: String,
+    },
+    /// No instance could be created (e.g. the pool is exhausted).
+    #[error("plugin {plugin}: cannot instantiate: {message}")]
+    Instantiate { plugin: String, message: String },
+}
+
+pub type Result<T, E = PluginError> = std::result::Result<T, E>;

@@ -1,0 +1,104 @@
+//! Storage: one small, backend-neutral trait with resourceVersion semantics, and its
+//! backends. The embedded backend ([`embedded::EmbeddedStore`]) is the default.
+//!
+//! Keys are `/<group>/<plural>/<namespace>/<name>` (no namespace segment for
+//! cluster-scoped kinds); values are objects in their storage version, as JSON, without
+//! `metadata.resourceVersion` (the revision is the store's, added on the way out).
+//! A revision is a single counter for the whole store, bumped by every write; an object's
+//! resourceVersion is the revision of its last write.
+
+pub mod embedded;
+
+use async_trait::async_trait;
+
+pub type Revision = u64;
+
+/// One stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// The revision of the object's last write (its resourceVersion).
+    pub revision: Revision,
+}
+
+/// A page request. Keys are listed in byte order.
+#[derive(Clone, Debug, Default)]
+pub struct ListRequest {
+    /// Only keys starting with this.
+    pub prefix: String,
+    /// Start at this key (inclusive); `None` starts at the prefix.
+    pub start: Option<String>,
+    /// At most this many items; `None` for all.
+    pub limit: Option<usize>,
+    /// Read as of this revision (for consistent pagination); `None` for the latest.
+    pub revision: Option<Revision>,
+}
+
+/// A page of a list.
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    pub items: Vec<Stored>,
+    /// The revision the page was read at: the list's resourceVersion.
+    pub revision: Revision,
+    /// Whether keys remain after the last item.
+    pub more: bool,
+}
+
+/// What went wrong, in terms the REST layer maps to Status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("key {key} not found")]
+    NotFound { key: String },
+    #[error("key {key} already exists")]
+    AlreadyExists { key: String },
+    /// A precondition on the revision failed: the object changed since it was read.
+    #[error("key {key} is at revision {current}, not {expected}")]
+    Conflict {
+        key: String,
+        expected: Revision,
+        current: Revision,
+    },
+    /// The revision asked for has been compacted away.
+    #[error("revision {requested} has been compacted (oldest available: {oldest})")]
+    Expired { requested: Revision, oldest: Revision },
+    /// The revision asked for is newer than the store's.
+    #[error("revision {requested} is newer than the current revision {current}")]
+    TooLarge { requested: Revision, current: Revision },
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// The storage contract every backend implements; the conformance suite in
+/// `tests/storage_conformance.rs` checks it.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// The object at `key`, or `None`.
+    async fn get(&self, key: &str) -> Result<Option<Stored>>;
+
+    /// Store a new object; `AlreadyExists` when the key is taken. Returns its revision.
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision>;
+
+    /// Replace the object at `key` if it is still at revision `expected`: `NotFound` when
+    /// gone, `Conflict` when changed. Returns the new revision.
+    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision>;
+
+    /// Remove the object at `key`, if `expected` is `None` or still its revision.
+    /// Returns the removed object, with the revision of the delete.
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Stored>;
+
+    /// A page of objects under a prefix, optionally as of an earlier revision.
+    async fn list(&self, req: ListRequest) -> Result<ListPage>;
+
+    /// The store's current revision.
+    async fn current_revision(&self) -> Result<Revision>;
+
+    /// Whether the backend is healthy, for `/readyz`.
+    async fn check(&self) -> Result<()> {
+        self.current_revision().await.map(|_| ())
+    }
+}

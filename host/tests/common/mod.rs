@@ -1,0 +1,29 @@
+//! Helpers shared by the host's integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A component built by `make plugins`: `target/plugins/<name>.wasm` for examples,
+/// `target/test-plugins/<name>.wasm` for misbehaving test guests.
+pub fn wasm(dir: &str, name: &str) -> PathBuf {
+    let path = root().join("target").join(dir).join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make plugins` (make test does it) to build the guests from source",
+        path.display()
+    );
+    path
+}
+
+pub fn example(name: &str) -> PathBuf {
+    wasm("plugins", name)
+}
+
+pub fn test_plugin(name: &str) -> PathBuf {
+    wasm("test-plugins", name)
+}

@@ -1,0 +1,255 @@
+//! The plugin runtime against real components built from source: the example plugins,
+//! and misbehaving guests from `guests/test-plugins`.
+
+mod common;
+
+use common::{example, test_plugin};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+use wasm_apiserver::plugin::{
+    Operation, Plugin, PluginEngine, PluginError, PluginRegistry, RequestInfo, RuntimeLimits,
+    Scope, UserInfo,
+};
+
+fn engine() -> PluginEngine {
+    PluginEngine::new(
+        RuntimeLimits {
+            call_deadline: Duration::from_millis(300),
+            memory_bytes: 16 << 20,
+            ..RuntimeLimits::default()
+        },
+        None,
+    )
+    .unwrap()
+}
+
+fn request(op: Operation, subresource: Option<&str>) -> RequestInfo {
+    RequestInfo {
+        operation: op,
+        user: UserInfo {
+            name: "alice".into(),
+            uid: "1".into(),
+            groups: vec!["system:authenticated".into()],
+            extra: vec![],
+        },
+        namespace: Some("default".into()),
+        name: "a".into(),
+        subresource: subresource.map(Into::into),
+        dry_run: false,
+    }
+}
+
+/// A folder holding copies of the given files (under the given names).
+fn plugin_dir(files: &[(&Path, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (src, name) in files {
+        std::fs::copy(src, dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+fn load_err(path: &Path) -> String {
+    Plugin::load(&engine(), path).unwrap_err().to_string()
+}
+
+#[test]
+fn examples_load_and_describe_their_kinds() {
+    let dir = plugin_dir(&[
+        (&example("hello"), "hello.wasm"),
+        (&example("wardle-flunder"), "wardle-flunder.wasm"),
+        (&example("wardle-fischer"), "wardle-fischer.wasm"),
+    ]);
+    let registry = PluginRegistry::new(engine());
+    let catalog = registry.load_dir(dir.path()).unwrap();
+    assert!(catalog.errors.is_empty(), "{:?}", catalog.errors);
+    let foo = &catalog.find("hello.zeng.dev", "foos").unwrap().resource;
+    assert_eq!(foo.kind, "Foo");
+    assert_eq!(foo.short_names, ["fo"]);
+    assert_eq!(foo.scope, Scope::Namespaced);
+    assert_eq!(foo.storage_version, "v2");
+    assert_eq!(foo.preferred_version, "v2");
+    assert!(foo.version("v2").unwrap().status_subresource);
+    let flunder = &catalog.find("wardle.example.com", "flunders").unwrap().resource;
+    assert_eq!(flunder.storage_version, "v1alpha1");
+    assert_eq!(flunder.preferred_version, "v1beta1");
+    let fischer = &catalog.find("wardle.example.com", "fischers").unwrap().resource;
+    assert_eq!(fischer.scope, Scope::Cluster);
+    let groups: Vec<_> = catalog.groups().iter().map(|(g, ps)| (g.to_string(), ps.len())).collect();
+    assert_eq!(groups, [("hello.zeng.dev".to_string(), 1), ("wardle.example.com".to_string(), 2)]);
+}
+
+#[test]
+fn hello_hooks_do_what_the_contract_says() {
+    let plugin = Plugin::load(&engine(), &example("hello")).unwrap();
+    let mut i = plugin.instance().unwrap();
+    let v1 = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
+                    "metadata": {"name": "a", "namespace": "default"}, "spec": {"msg": "hi"}});
+    // default
+    let v1 = i.default(&v1).unwrap();
+    assert_eq!(v1["spec"]["msg1"], "hello");
+    // convert, batched, and back: lossless
+    let v2s = i.convert(&[v1.clone(), v1.clone()], "v2").unwrap();
+    assert_eq!(v2s.len(), 2);
+    assert_eq!(v2s[0]["apiVersion"], "hello.zeng.dev/v2");
+    assert_eq!(v2s[0]["spec"]["config"]["msg"], "hi");
+    assert_eq!(i.convert(&v2s[..1], "v1").unwrap()[0], v1);
+    // prepare-for-create drops status
+    let mut with_status = v2s[0].clone();
+    with_status["status"] = json!({"phase": "Ready"});
+    let created = i.prepare_for_create(&request(Operation::Create, None), &with_status).unwrap();
+    assert!(created.get("status").is_none());
+    // prepare-for-update: main resource keeps the old status; status keeps the old spec
+    let mut new = v2s[0].clone();
+    new["spec"]["image"] = json!("nginx:1.27");
+    new["status"] = json!({"phase": "Changed"});
+    let updated = i.prepare_for_update(&request(Operation::Update, None), &new, &with_status).unwrap();
+    assert_eq!(updated["spec"]["image"], "nginx:1.27");
+    assert_eq!(updated["status"]["phase"], "Ready");
+    let status = i
+        .prepare_for_update(&request(Operation::Update, Some("status")), &new, &with_status)
+        .unwrap();
+    assert_eq!(status["spec"]["image"], "busybox");
+    assert_eq!(status["status"]["phase"], "Changed");
+    // validate
+    let mut bad = v2s[0].clone();
+    bad["spec"]["image"] = json!("has space");
+    let v = i.validate_create(&request(Operation::Create, None), &bad).unwrap();
+    assert_eq!(v.errors.len(), 1);
+    assert_eq!(v.errors[0].field, "spec.image");
+    assert_eq!(v.errors[0].bad_value.as_deref(), Some("\"has space\""));
+    assert!(i.validate_update(&request(Operation::Update, None), &v2s[0], &v2s[0]).unwrap().errors.is_empty());
+    assert!(i.validate_delete(&request(Operation::Delete, None), &v2s[0]).unwrap().errors.is_empty());
+    let mut latest = v2s[0].clone();
+    latest["spec"]["image"] = json!("nginx:latest");
+    let v = i.validate_create(&request(Operation::Create, None), &latest).unwrap();
+    assert!(v.errors.is_empty() && v.warnings.len() == 1);
+    // print: one row per object, the version's columns
+    let rows = i.print(&v2s).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].len(), 3);
+}
+
+#[test]
+fn plugins_see_no_environment_or_filesystem() {
+    let plugin = Plugin::load(&engine(), &test_plugin("misbehave")).unwrap();
+    let obj = json!({"apiVersion": "test.wasm-apiserver.dev/v1", "kind": "Misbehaver",
+                     "metadata": {"name": "x"}, "spec": {"mode": "probe"}});
+    let v = plugin.instance().unwrap().validate_create(&request(Operation::Create, None), &obj).unwrap();
+    assert_eq!(v.warnings, ["env=0 args=0 fs=false"]);
+}
+
+#[test]
+fn files_that_are_not_plugins_are_refused_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.wasm");
+    std::fs::write(&text, "hello, I am not wasm").unwrap();
+    let e = load_err(&text);
+    assert!(e.contains("notes.wasm") && e.contains("not a WebAssembly file"), "{e}");
+
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, wat::parse_str("(module (func (export \"f\")))").unwrap()).unwrap();
+    let e = load_err(&core);
+    assert!(e.contains("core WebAssembly module, not a component"), "{e}");
+
+    let e = load_err(&test_plugin("other_world"));
+    assert!(e.contains("other_world.wasm") && e.contains("does not implement the world wasm-apiserver:plugin/plugin@0.1.0"), "{e}");
+}
+
+#[test]
+fn invalid_descriptions_are_refused_with_every_problem() {
+    let e = load_err(&test_plugin("no_storage"));
+    assert!(e.contains("no version is marked as the storage version"), "{e}");
+    let e = load_err(&test_plugin("two_storage"));
+    assert!(e.contains("[\"v1\", \"v2\"] are all marked as storage versions"), "{e}");
+    let e = load_err(&test_plugin("bad_names"));
+    for part in ["group \"Bad_Group\"", "kind \"lowercase-kind\"", "plural \"Plural\"", "version \"V1\""] {
+        assert!(e.contains(part), "{part} missing in: {e}");
+    }
+    let e = load_err(&test_plugin("describe_traps"));
+    assert!(e.contains("describe trapped") && e.contains("describe is broken"), "{e}");
+}
+
+#[test]
+fn a_second_claim_on_a_kind_or_plural_is_refused_and_the_first_keeps_serving() {
+    let dir = plugin_dir(&[
+        (&example("hello"), "a-hello.wasm"),
+        (&example("hello"), "b-hello-again.wasm"),
+        (&test_plugin("dup_plural"), "c-dup-plural.wasm"),
+        (&example("wardle-fischer"), "d-fischer.wasm"),
+    ]);
+    let registry = PluginRegistry::new(engine());
+    let catalog = registry.load_dir(dir.path()).unwrap();
+    let errors: Vec<String> = catalog.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("b-hello-again.wasm") && errors[0].contains("foos.hello.zeng.dev (kind Foo) is already served by a-hello.wasm"), "{errors:?}");
+    assert!(errors[1].contains("c-dup-plural.wasm") && errors[1].contains("(kind Bar) is already served by a-hello.wasm"), "{errors:?}");
+    assert_eq!(catalog.plugins.len(), 2);
+    assert_eq!(catalog.find("hello.zeng.dev", "foos").unwrap().name.as_ref(), "a-hello.wasm");
+}
+
+fn misbehaver(mode: &str) -> Value {
+    json!({"apiVersion": "test.wasm-apiserver.dev/v1", "kind": "Misbehaver",
+           "metadata": {"name": "x"}, "spec": {"mode": mode}})
+}
+
+#[test]
+fn misbehaving_hooks_fail_with_a_clear_error_and_the_plugin_keeps_serving() {
+    let engine = engine();
+    let plugin = Plugin::load(&engine, &test_plugin("misbehave")).unwrap();
+    let hello = Plugin::load(&engine, &example("hello")).unwrap();
+    let call = |mode: &str| plugin.instance().unwrap().default(&misbehaver(mode)).unwrap_err();
+
+    let e = call("trap");
+    assert!(matches!(e, PluginError::Trap { .. }), "{e}");
+    assert!(e.to_string().contains("plugin misbehave.wasm: default trapped"), "{e}");
+    assert!(e.to_string().contains("asked to trap"), "the guest's panic message: {e}");
+
+    let started = std::time::Instant::now();
+    let e = call("loop");
+    assert!(matches!(e, PluginError::Deadline { deadline_ms: 300, .. }), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(e.to_string(), "plugin misbehave.wasm: default did not return within its deadline of 300 ms");
+
+    let e = call("oom");
+    assert!(matches!(e, PluginError::OutOfMemory { limit_mib: 16, .. }), "{e}");
+    assert_eq!(e.to_string(), "plugin misbehave.wasm: default exceeded its memory limit of 16 MiB");
+
+    let e = call("badjson");
+    assert!(matches!(e, PluginError::Malformed { .. }) && e.to_string().contains("not valid JSON"), "{e}");
+    let e = call("notobject");
+    assert!(e.to_string().contains("default returned a malformed result: the object is not a JSON object"), "{e}");
+    let e = call("hookerror");
+    assert_eq!(e.to_string(), "plugin misbehave.wasm: default failed: refusing on purpose");
+    let e = plugin.instance().unwrap().convert(&[misbehaver("short"), misbehaver("ok")], "v1").unwrap_err();
+    assert!(e.to_string().contains("convert returned a malformed result: 2 objects in, 1 out"), "{e}");
+    let e = plugin.instance().unwrap().print(&[misbehaver("trap")]).unwrap_err();
+    assert!(e.to_string().contains("print trapped"), "{e}");
+
+    // Nothing broke: the same plugin and another one still answer.
+    let ok = plugin.instance().unwrap().default(&misbehaver("fine")).unwrap();
+    assert_eq!(ok["spec"]["mode"], "fine");
+    let foo = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": "a"}, "spec": {}});
+    assert_eq!(hello.instance().unwrap().default(&foo).unwrap()["spec"]["image"], "busybox");
+}
+
+#[test]
+fn the_precompiled_cache_is_reused_and_keyed_by_content() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = PluginEngine::new(RuntimeLimits::default(), Some(cache.path().to_path_buf())).unwrap();
+    let first = Plugin::load(&engine, &example("hello")).unwrap();
+    assert!(!first.from_cache);
+    let second = Plugin::load(&engine, &example("hello")).unwrap();
+    assert!(second.from_cache);
+    assert_eq!(first.digest, second.digest);
+    let other = Plugin::load(&engine, &example("wardle-fischer")).unwrap();
+    assert!(!other.from_cache);
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
+    // A corrupt entry is ignored and rewritten, not trusted.
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let again = Plugin::load(&engine, &example("hello")).unwrap();
+    assert!(!again.from_cache);
+    assert_eq!(again.resource.kind, "Foo");
+}
