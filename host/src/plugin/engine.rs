@@ -119,11 +119,13 @@ impl PluginEngine {
             return Ok((Component::new(&self.engine, bytes)?, false));
         };
         let path = dir.join(format!("{}-{digest}.cwasm", self.compat_key()));
-        if path.exists() {
-            // SAFETY: the cache directory is ours and entries are written atomically by
-            // `precompile_component` below; a corrupt or foreign file fails the header
-            // check and is recompiled.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+        // Read into memory rather than mmap the file: someone rewriting a cache entry
+        // in place must not be able to pull pages from under running code (SIGBUS).
+        if let Ok(cached) = std::fs::read(&path) {
+            // SAFETY: `deserialize` checks the header (wasmtime version, engine flags)
+            // and rejects foreign or corrupt files; entries are written atomically by
+            // this function from `precompile_component`.
+            match unsafe { Component::deserialize(&self.engine, &cached) } {
                 Ok(c) => return Ok((c, true)),
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring a bad cache entry"),
             }
