@@ -10,3 +10,5 @@ pub mod plugin;
 pub mod api;
 pub mod registry;
 pub mod storage;
+pub mod http;
+pub mod server;

@@ -1,6 +1,7 @@
 //! The Kubernetes API vocabulary the host speaks, independent of any kind: `Status`
 //! errors, field errors, selectors, ObjectMeta and schema validation, Table output.
 
+pub mod duplicates;
 pub mod fields;
 pub mod schema;
 pub mod selectors;

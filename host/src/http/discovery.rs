@@ -1,0 +1,301 @@
+//! Discovery (`/apis`, `/apis/<group>`, `/apis/<group>/<version>`, aggregated v2) and
+//! OpenAPI v2/v3, all derived from the plugin catalog. Documents are built once per
+//! catalog (see [`Documents`]) and served with ETags.
+
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::cmp::Ordering;
+
+use crate::plugin::{PluginCatalog, ResourceInfo, Scope};
+
+const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update"];
+const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+
+/// kube's version priority: GA before beta before alpha, higher numbers first, then
+/// anything else alphabetically.
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    fn parse(v: &str) -> Option<(u32, u8, u32)> {
+        let rest = v.strip_prefix('v')?;
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let major = digits.parse().ok()?;
+        let tail = &rest[digits.len()..];
+        let (level, minor) = if tail.is_empty() {
+            (2, 0)
+        } else if let Some(m) = tail.strip_prefix("beta") {
+            (1, m.parse().ok()?)
+        } else if let Some(m) = tail.strip_prefix("alpha") {
+            (0, m.parse().ok()?)
+        } else {
+            return None;
+        };
+        Some((major, level, minor))
+    }
+    match (parse(a), parse(b)) {
+        (Some((ma, la, na)), Some((mb, lb, nb))) => lb.cmp(&la).then(mb.cmp(&ma)).then(nb.cmp(&na)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// A group's served versions (priority order) and its preferred version.
+fn group_versions(plugins: &[&ResourceInfo]) -> (Vec<String>, String) {
+    let mut versions: Vec<String> = plugins
+        .iter()
+        .flat_map(|r| r.served_versions().map(|v| v.name.clone()))
+        .collect();
+    versions.sort_by(|a, b| compare_versions(a, b));
+    versions.dedup();
+    let preferred = plugins
+        .iter()
+        .map(|r| r.preferred_version.clone())
+        .min_by(|a, b| compare_versions(a, b))
+        .unwrap_or_default();
+    // The preferred version first, as kube-apiserver lists it.
+    versions.sort_by_key(|v| *v != preferred);
+    (versions, preferred)
+}
+
+fn scope(r: &ResourceInfo) -> &'static str {
+    match r.scope {
+        Scope::Namespaced => "Namespaced",
+        Scope::Cluster => "Cluster",
+    }
+}
+
+/// Pre-rendered discovery and OpenAPI documents for one catalog.
+pub struct Documents {
+    pub group_list: Value,
+    pub groups: Map<String, Value>,
+    /// `group/version` → APIResourceList.
+    pub resource_lists: Map<String, Value>,
+    pub aggregated: Value,
+    pub aggregated_etag: String,
+    pub aggregated_legacy: Value,
+    pub openapi_v2: Value,
+    pub openapi_v2_etag: String,
+    /// `group/version` → (document, hash).
+    pub openapi_v3: Vec<(String, Value, String)>,
+}
+
+pub fn etag_of(v: &Value) -> String {
+    let digest = Sha256::digest(v.to_string().as_bytes());
+    hex::encode(&digest[..16]).to_uppercase()
+}
+
+impl Documents {
+    pub fn build(catalog: &PluginCatalog) -> Self {
+        let mut group_list = Vec::new();
+        let mut groups = Map::new();
+        let mut resource_lists = Map::new();
+        let mut aggregated_items = Vec::new();
+        let mut definitions = Map::new();
+        let mut v3 = Vec::new();
+        for (group, plugins) in catalog.groups() {
+            let infos: Vec<&ResourceInfo> = plugins.iter().map(|p| &p.resource).collect();
+            let (versions, preferred) = group_versions(&infos);
+            let gv = |v: &str| json!({"groupVersion": format!("{group}/{v}"), "version": v});
+            let group_doc = json!({
+                "name": group,
+                "versions": versions.iter().map(|v| gv(v)).collect::<Vec<_>>(),
+                "preferredVersion": gv(&preferred),
+            });
+            group_list.push(group_doc.clone());
+            let mut g = group_doc;
+            g["kind"] = json!("APIGroup");
+            g["apiVersion"] = json!("v1");
+            groups.insert(group.to_string(), g);
+
+            let mut agg_versions = Vec::new();
+            for v in &versions {
+                let mut resources = Vec::new();
+                let mut agg_resources = Vec::new();
+                let mut schemas = Map::new();
+                for r in infos.iter().filter(|r| r.served_version(v).is_some()) {
+                    let ver = r.served_version(v).expect("filtered");
+                    resources.push(json!({
+                        "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced(),
+                        "kind": r.kind, "verbs": VERBS, "shortNames": r.short_names,
+                        "categories": r.categories,
+                        "storageVersionHash": storage_version_hash(r),
+                    }));
+                    let mut agg = json!({
+                        "resource": r.plural,
+                        "responseKind": {"group": group, "version": v, "kind": r.kind},
+                        "scope": scope(r), "singularResource": r.singular, "verbs": VERBS,
+                        "shortNames": r.short_names, "categories": r.categories,
+                    });
+                    if ver.status_subresource {
+                        resources.push(json!({
+                            "name": format!("{}/status", r.plural), "singularName": "",
+                            "namespaced": r.namespaced(), "kind": r.kind, "verbs": STATUS_VERBS,
+                        }));
+                        agg["subresources"] = json!([{
+                            "subresource": "status",
+                            "responseKind": {"group": group, "version": v, "kind": r.kind},
+                            "verbs": STATUS_VERBS,
+                        }]);
+                    }
+                    agg_resources.push(agg);
+                    let (name, schema) = object_schema(r, v, &ver.schema);
+                    definitions.insert(name.clone(), schema.clone());
+                    schemas.insert(name, schema);
+                    let (list_name, list_schema) = list_schema(r, v);
+                    definitions.insert(list_name.clone(), list_schema.clone());
+                    schemas.insert(list_name, list_schema);
+                }
+                resource_lists.insert(
+                    format!("{group}/{v}"),
+                    json!({"kind": "APIResourceList", "apiVersion": "v1",
+                           "groupVersion": format!("{group}/{v}"), "resources": resources}),
+                );
+                agg_versions.push(json!({"version": v, "resources": agg_resources, "freshness": "Current"}));
+                for (n, s) in meta_schemas() {
+                    schemas.insert(n, s);
+                }
+                let doc = json!({
+                    "openapi": "3.0.0",
+                    "info": {"title": "wasm-apiserver", "version": env!("CARGO_PKG_VERSION")},
+                    "paths": {},
+                    "components": {"schemas": schemas},
+                });
+                let hash = etag_of(&doc);
+                v3.push((format!("{group}/{v}"), doc, hash));
+            }
+            aggregated_items.push(json!({"metadata": {"name": group}, "versions": agg_versions}));
+        }
+        for (n, s) in meta_schemas() {
+            definitions.insert(n, s);
+        }
+        let aggregated = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+                                "metadata": {}, "items": aggregated_items});
+        let openapi_v2 = json!({
+            "swagger": "2.0",
+            "info": {"title": "wasm-apiserver", "version": env!("CARGO_PKG_VERSION")},
+            "paths": {},
+            "definitions": to_v2_refs(Value::Object(definitions)),
+        });
+        Documents {
+            group_list: json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": group_list}),
+            groups,
+            resource_lists,
+            aggregated_etag: etag_of(&aggregated),
+            aggregated,
+            aggregated_legacy: json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": []}),
+            openapi_v2_etag: etag_of(&openapi_v2),
+            openapi_v2,
+            openapi_v3: v3,
+        }
+    }
+}
+
+fn storage_version_hash(r: &ResourceInfo) -> String {
+    use base64::Engine as _;
+    let d = Sha256::digest(format!("{}/{}/{}", r.group, r.storage_version, r.kind).as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(&d[..8])
+}
+
+/// `dev.zeng.hello.v2.Foo`: the reversed-group naming kube-apiserver uses for CRDs.
+fn definition_name(group: &str, version: &str, kind: &str) -> String {
+    let rev: Vec<&str> = group.split('.').rev().collect();
+    format!("{}.{version}.{kind}", rev.join("."))
+}
+
+const OBJECT_META_REF: &str = "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+const LIST_META_REF: &str = "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
+
+fn object_schema(r: &ResourceInfo, version: &str, schema: &Value) -> (String, Value) {
+    let mut s = schema.clone();
+    if !s["properties"].is_object() {
+        s["properties"] = json!({});
+    }
+    let props = s["properties"].as_object_mut().expect("object");
+    props.entry("apiVersion").or_insert(json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"}));
+    props.entry("kind").or_insert(json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"}));
+    props.insert("metadata".into(), json!({"allOf": [{"$ref": OBJECT_META_REF}], "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"}));
+    s["type"] = json!("object");
+    s["x-kubernetes-group-version-kind"] = json!([{"group": r.group, "version": version, "kind": r.kind}]);
+    (definition_name(&r.group, version, &r.kind), s)
+}
+
+fn list_schema(r: &ResourceInfo, version: &str) -> (String, Value) {
+    let item_ref = format!("#/components/schemas/{}", definition_name(&r.group, version, &r.kind));
+    let s = json!({
+        "type": "object", "required": ["items"],
+        "description": format!("{} is a list of {}", r.list_kind, r.kind),
+        "properties": {
+            "apiVersion": {"type": "string"}, "kind": {"type": "string"},
+            "items": {"type": "array", "items": {"$ref": item_ref}},
+            "metadata": {"allOf": [{"$ref": LIST_META_REF}]},
+        },
+        "x-kubernetes-group-version-kind": [{"group": r.group, "version": version, "kind": r.list_kind}],
+    });
+    (definition_name(&r.group, version, &r.list_kind), s)
+}
+
+/// The metav1 schemas the documents refer to.
+fn meta_schemas() -> Vec<(String, Value)> {
+    let string = |d: &str| json!({"type": "string", "description": d});
+    let map = |d: &str| json!({"type": "object", "additionalProperties": {"type": "string", "default": ""}, "description": d});
+    vec![
+        ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".into(), json!({
+            "type": "object",
+            "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
+            "properties": {
+                "name": string("Name must be unique within a namespace."),
+                "generateName": string("GenerateName is an optional prefix, used by the server, to generate a unique name ONLY IF the Name field has not been provided."),
+                "namespace": string("Namespace defines the space within which each name must be unique."),
+                "uid": string("UID is the unique in time and space value for this object. Populated by the system. Read-only."),
+                "resourceVersion": string("An opaque value that represents the internal version of this object. Populated by the system. Read-only."),
+                "generation": {"type": "integer", "format": "int64", "description": "A sequence number representing a specific generation of the desired state. Populated by the system. Read-only."},
+                "creationTimestamp": {"type": "string", "format": "date-time", "description": "CreationTimestamp is a timestamp representing the server time when this object was created."},
+                "deletionTimestamp": {"type": "string", "format": "date-time", "description": "DeletionTimestamp is RFC 3339 date and time at which this resource will be deleted."},
+                "deletionGracePeriodSeconds": {"type": "integer", "format": "int64"},
+                "labels": map("Map of string keys and values that can be used to organize and categorize (scope and select) objects."),
+                "annotations": map("Annotations is an unstructured key value map stored with a resource that may be set by external tools to store and retrieve arbitrary metadata."),
+                "finalizers": {"type": "array", "items": {"type": "string", "default": ""}, "description": "Must be empty before the object is deleted from the registry."},
+                "ownerReferences": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "managedFields": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            },
+        })),
+        ("io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta".into(), json!({
+            "type": "object",
+            "description": "ListMeta describes metadata that synthetic resources must have, including lists and various status objects.",
+            "properties": {
+                "continue": string("continue may be set if the user set a limit on the number of items returned."),
+                "remainingItemCount": {"type": "integer", "format": "int64"},
+                "resourceVersion": string("String that identifies the server's internal version of this object."),
+                "selfLink": string("Deprecated."),
+            },
+        })),
+    ]
+}
+
+/// OpenAPI v2 references live under `#/definitions/`.
+fn to_v2_refs(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| k != "nullable")
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("$ref", Value::String(s)) => (k, Value::String(s.replace("#/components/schemas/", "#/definitions/"))),
+                    (_, v) => (k, to_v2_refs(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(to_v2_refs).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_as_kube_sorts_them() {
+        let mut v = vec!["v1alpha1", "v2beta1", "v1", "v11alpha2", "foo", "v2", "v1beta2", "v10beta3"];
+        v.sort_by(|a, b| compare_versions(a, b));
+        assert_eq!(v, ["v2", "v1", "v10beta3", "v2beta1", "v1beta2", "v11alpha2", "v1alpha1", "foo"]);
+    }
+}

@@ -1,0 +1,478 @@
+//! HTTP: routes, content negotiation, discovery and OpenAPI, and the REST verbs on
+//! plugin resources. Handlers know nothing of any kind: they parse the URL into a
+//! [`Target`], call the [`Registry`], and render. Every error is an [`ApiError`],
+//! rendered as a `metav1.Status` in one place (its `IntoResponse`).
+
+pub mod discovery;
+pub mod negotiate;
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::api::selectors::{FieldSelector, LabelSelector};
+use crate::api::table::{self, IncludeObject};
+use crate::api::{ApiError, ApiResult};
+use crate::plugin::{PluginCatalog, UserInfo};
+use crate::registry::{
+    DeleteOptions, FieldValidation, ListOptions, PatchType, Registry, Target, WriteOptions,
+};
+use discovery::Documents;
+use negotiate::Output;
+
+/// Bodies above this are refused with 413, as kube-apiserver's 3 MiB request limit.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Shared by every request.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    /// Discovery and OpenAPI documents, rebuilt when the plugin catalog changes.
+    docs: RwLock<(Arc<PluginCatalog>, Arc<Documents>)>,
+}
+
+impl AppState {
+    pub fn new(registry: Arc<Registry>) -> Arc<Self> {
+        let catalog = registry.plugins.snapshot();
+        let docs = Arc::new(Documents::build(&catalog));
+        Arc::new(AppState { registry, docs: RwLock::new((catalog, docs)) })
+    }
+
+    /// The documents for the current catalog (rebuilt once per catalog change).
+    pub fn documents(&self) -> Arc<Documents> {
+        let catalog = self.registry.plugins.snapshot();
+        {
+            let cur = self.docs.read().expect("docs lock");
+            if Arc::ptr_eq(&cur.0, &catalog) {
+                return cur.1.clone();
+            }
+        }
+        let docs = Arc::new(Documents::build(&catalog));
+        *self.docs.write().expect("docs lock") = (catalog, docs.clone());
+        docs
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/healthz", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(ready))
+        .route("/healthz/{check}", get(health_check))
+        .route("/livez/{check}", get(health_check))
+        .route("/readyz/{check}", get(ready_check))
+        .route("/api", get(legacy_api))
+        .route("/apis", get(apis_root))
+        .route("/apis/", get(apis_root))
+        .route("/openapi/v2", get(openapi_v2))
+        .route("/openapi/v3", get(openapi_v3_index))
+        .route("/openapi/v3/apis/{group}/{version}", get(openapi_v3_doc))
+        .route("/apis/{*rest}", axum::routing::any(apis))
+        .fallback(|| async { ApiError::path_not_found() })
+        .with_state(state)
+}
+
+fn json_response(code: StatusCode, output: Output, body: &Value) -> Response {
+    let text = match output {
+        Output::Yaml => serde_yaml::to_string(body).unwrap_or_default(),
+        _ => body.to_string(),
+    };
+    let mut r = (code, text).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(output.content_type()));
+    r
+}
+
+fn with_etag(headers: &HeaderMap, etag: &str, output: Output, body: &Value) -> Response {
+    let quoted = format!("\"{etag}\"");
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(quoted.as_str()) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut r = json_response(StatusCode::OK, output, body);
+    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&quoted).expect("hex"));
+    r
+}
+
+async fn version() -> Response {
+    json_response(StatusCode::OK, Output::Json, &json!({
+        "major": "1", "minor": "32", "gitVersion": concat!("v", env!("CARGO_PKG_VERSION"), "-wasm-apiserver"),
+        "gitCommit": "", "gitTreeState": "clean", "buildDate": "", "goVersion": "",
+        "compiler": "rustc", "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    }))
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn health_check(Path(check): Path<String>) -> Response {
+    if check == "ping" {
+        "ok".into_response()
+    } else {
+        (StatusCode::NOT_FOUND, format!("no such health check {check:?}")).into_response()
+    }
+}
+
+/// Readiness checks: `ping`, `storage`, `plugins`. Load failures are listed on the
+/// `plugins` line with `?verbose` but do not make the server unready: the other
+/// plugins still serve.
+async fn readiness(state: &AppState) -> Vec<(&'static str, Result<String, String>)> {
+    let storage = state.registry.storage.check().await.map(|_| String::new()).map_err(|e| e.to_string());
+    let catalog = state.registry.plugins.snapshot();
+    let plugins = if catalog.errors.is_empty() {
+        Ok(String::new())
+    } else {
+        let errs: Vec<String> = catalog.errors.iter().map(|e| e.to_string()).collect();
+        Ok(format!(" ({} failed to load: {})", errs.len(), errs.join("; ")))
+    };
+    vec![("ping", Ok(String::new())), ("storage", storage), ("plugins", plugins)]
+}
+
+async fn ready(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    let checks = readiness(&state).await;
+    let ok = checks.iter().all(|(_, r)| r.is_ok());
+    let verbose = q.is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")));
+    let code = if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+    if !verbose {
+        return (code, if ok { "ok".to_string() } else { "readyz check failed".to_string() }).into_response();
+    }
+    let mut out = String::new();
+    for (name, r) in &checks {
+        match r {
+            Ok(note) => out.push_str(&format!("[+]{name} ok{note}\n")),
+            Err(e) => out.push_str(&format!("[-]{name} failed: {e}\n")),
+        }
+    }
+    out.push_str(if ok { "readyz check passed\n" } else { "readyz check failed\n" });
+    (code, out).into_response()
+}
+
+async fn ready_check(State(state): State<Arc<AppState>>, Path(check): Path<String>) -> Response {
+    match readiness(&state).await.into_iter().find(|(n, _)| *n == check) {
+        Some((_, Ok(_))) => "ok".into_response(),
+        Some((_, Err(e))) => (StatusCode::INTERNAL_SERVER_ERROR, format!("[-]{check} failed: {e}")).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no such readiness check {check:?}")).into_response(),
+    }
+}
+
+async fn legacy_api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    // No legacy (core) group here; kubectl asks anyway.
+    match negotiate::choose(&headers, false, true) {
+        Ok(Output::Discovery) => {
+            let docs = state.documents();
+            json_response(StatusCode::OK, Output::Discovery, &docs.aggregated_legacy)
+        }
+        Ok(out) => json_response(StatusCode::OK, out, &json!({"kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": []})),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn apis_root(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let docs = state.documents();
+    match negotiate::choose(&headers, false, true) {
+        Ok(Output::Discovery) => with_etag(&headers, &docs.aggregated_etag, Output::Discovery, &docs.aggregated),
+        Ok(out) => json_response(StatusCode::OK, out, &docs.group_list),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn openapi_v2(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let docs = state.documents();
+    with_etag(&headers, &docs.openapi_v2_etag, Output::Json, &docs.openapi_v2)
+}
+
+async fn openapi_v3_index(State(state): State<Arc<AppState>>) -> Response {
+    let docs = state.documents();
+    let paths: serde_json::Map<String, Value> = docs
+        .openapi_v3
+        .iter()
+        .map(|(gv, _, hash)| (format!("apis/{gv}"), json!({"serverRelativeURL": format!("/openapi/v3/apis/{gv}?hash={hash}")})))
+        .collect();
+    json_response(StatusCode::OK, Output::Json, &json!({"paths": paths}))
+}
+
+async fn openapi_v3_doc(State(state): State<Arc<AppState>>, Path((group, version)): Path<(String, String)>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    let docs = state.documents();
+    let gv = format!("{group}/{version}");
+    let Some((_, doc, hash)) = docs.openapi_v3.iter().find(|(g, _, _)| *g == gv) else {
+        return ApiError::path_not_found().into_response();
+    };
+    let asked = query_map(q.as_deref()).remove("hash");
+    let mut r = match asked {
+        // An old hash: send the client to the current document, as kube-apiserver does.
+        Some(h) if h != *hash => {
+            let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+            r.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&format!("/openapi/v3/apis/{gv}?hash={hash}")).expect("ascii"));
+            return r;
+        }
+        Some(_) => {
+            let mut r = with_etag(&headers, hash, Output::Json, doc);
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+            r
+        }
+        None => with_etag(&headers, hash, Output::Json, doc),
+    };
+    r.headers_mut().insert(header::EXPIRES, HeaderValue::from_static("Thu, 31 Dec 2099 23:59:59 GMT"));
+    r
+}
+
+fn query_map(q: Option<&str>) -> HashMap<String, String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q.unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// Everything under `/apis/`: group and version discovery, then resources.
+async fn apis(State(state): State<Arc<AppState>>, Path(rest): Path<String>, RawQuery(q): RawQuery, req: Request) -> Response {
+    match serve_apis(&state, &rest, q.as_deref(), req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The parsed resource part of a URL.
+struct ResourcePath<'a> {
+    group: &'a str,
+    version: &'a str,
+    namespace: Option<&'a str>,
+    plural: &'a str,
+    name: Option<&'a str>,
+    subresource: Option<&'a str>,
+}
+
+fn parse_path<'a>(segs: &[&'a str]) -> Option<ResourcePath<'a>> {
+    let (group, version, rest) = match segs {
+        [g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
+        rest => (None, rest),
+    };
+    let (plural, name, subresource) = match rest {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some(*n), None),
+        [p, n, s] => (*p, Some(*n), Some(*s)),
+        _ => return None,
+    };
+    Some(ResourcePath { group, version, namespace, plural, name, subresource })
+}
+
+async fn serve_apis(state: &AppState, rest: &str, q: Option<&str>, req: Request) -> ApiResult<Response> {
+    let segs: Vec<&str> = rest.trim_end_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    if segs.len() <= 2 {
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed(method.as_str(), "discovery"));
+        }
+        let docs = state.documents();
+        let out = negotiate::choose(&headers, false, false)?;
+        let doc = match segs.as_slice() {
+            [g] => docs.groups.get(*g),
+            [g, v] => docs.resource_lists.get(&format!("{g}/{v}")),
+            _ => Some(&docs.group_list),
+        };
+        return doc.map(|d| json_response(StatusCode::OK, out, d)).ok_or_else(ApiError::path_not_found);
+    }
+    let path = parse_path(&segs).ok_or_else(ApiError::path_not_found)?;
+    let catalog = state.registry.plugins.snapshot();
+    let plugin = catalog.find(path.group, path.plural).ok_or_else(ApiError::path_not_found)?.clone();
+    let r = &plugin.resource;
+    let version = r.served_version(path.version).ok_or_else(ApiError::path_not_found)?.clone();
+    if path.namespace.is_some() && !r.namespaced() {
+        return Err(ApiError::path_not_found());
+    }
+    match path.subresource {
+        None => {}
+        Some("status") if version.status_subresource => {}
+        Some(_) => return Err(ApiError::path_not_found()),
+    }
+    let target = Target {
+        plugin: plugin.clone(),
+        version: version.name.clone(),
+        namespace: path.namespace.map(str::to_string),
+        user: dev_user(),
+    };
+    let query = query_map(q);
+    let mut warnings: Vec<String> = version.deprecation_warning.iter().cloned().collect();
+    let registry = &state.registry;
+
+    let response = match (path.name, method.clone()) {
+        (None, Method::GET) => {
+            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                return Err(ApiError::method_not_allowed("watch", &r.kind));
+            }
+            let out = negotiate::choose(&headers, true, false)?;
+            let opts = list_options(&query, r)?;
+            let list = registry.list(&target, &opts).await?;
+            let mut list_meta = json!({"resourceVersion": list.resource_version.to_string()});
+            if let Some(c) = &list.continue_token {
+                list_meta["continue"] = json!(c);
+            }
+            if out == Output::Table {
+                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str)).map_err(ApiError::bad_request)?;
+                let cells = registry.print(&target, &list.items)?;
+                let rows = list.items.iter().zip(&cells).map(|(o, c)| table::row(&version, o, c, include)).collect();
+                json_response(StatusCode::OK, out, &table::table(&version, rows, list_meta))
+            } else {
+                json_response(StatusCode::OK, out, &json!({
+                    "apiVersion": format!("{}/{}", r.group, version.name), "kind": r.list_kind,
+                    "metadata": list_meta, "items": list.items,
+                }))
+            }
+        }
+        (None, Method::POST) => {
+            let out = negotiate::choose(&headers, false, false)?;
+            let (body, opts) = write_input(&headers, &query, req).await?;
+            let outcome = registry.create(&target, body, &opts).await?;
+            warnings.extend(outcome.warnings);
+            json_response(StatusCode::CREATED, out, &outcome.object)
+        }
+        (None, Method::DELETE) => {
+            let out = negotiate::choose(&headers, false, false)?;
+            let opts = list_options(&query, r)?;
+            let body = read_body(req).await?;
+            let del = delete_options(&query, &body)?;
+            let list = registry.delete_collection(&target, &opts, &del).await?;
+            json_response(StatusCode::OK, out, &json!({
+                "apiVersion": format!("{}/{}", r.group, version.name), "kind": r.list_kind,
+                "metadata": {"resourceVersion": list.resource_version.to_string()}, "items": list.items,
+            }))
+        }
+        (Some(name), Method::GET) => {
+            let out = negotiate::choose(&headers, true, false)?;
+            let obj = registry.get(&target, name).await?;
+            if out == Output::Table {
+                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str)).map_err(ApiError::bad_request)?;
+                let cells = registry.print(&target, std::slice::from_ref(&obj))?;
+                let row = table::row(&version, &obj, &cells[0], include);
+                let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
+                json_response(StatusCode::OK, out, &table::table(&version, vec![row], meta))
+            } else {
+                json_response(StatusCode::OK, out, &obj)
+            }
+        }
+        (Some(name), Method::PUT) => {
+            let out = negotiate::choose(&headers, false, false)?;
+            let (body, opts) = write_input(&headers, &query, req).await?;
+            let outcome = registry.update(&target, name, body, path.subresource, &opts).await?;
+            warnings.extend(outcome.warnings);
+            json_response(StatusCode::OK, out, &outcome.object)
+        }
+        (Some(name), Method::PATCH) => {
+            let out = negotiate::choose(&headers, false, false)?;
+            let ct = negotiate::content_type(&headers);
+            let kind = match ct.as_str() {
+                "application/merge-patch+json" => PatchType::Merge,
+                "application/json-patch+json" => PatchType::Json,
+                _ => return Err(ApiError::unsupported_media_type(&ct, &["application/json-patch+json", "application/merge-patch+json"])),
+            };
+            let opts = write_options(&query)?;
+            let body = read_body(req).await?;
+            let outcome = registry.patch(&target, name, kind, &body, path.subresource, &opts).await?;
+            warnings.extend(outcome.warnings);
+            json_response(StatusCode::OK, out, &outcome.object)
+        }
+        (Some(name), Method::DELETE) if path.subresource.is_none() => {
+            let out = negotiate::choose(&headers, false, false)?;
+            let body = read_body(req).await?;
+            let del = delete_options(&query, &body)?;
+            let obj = registry.delete(&target, name, &del).await?;
+            json_response(StatusCode::OK, out, &obj)
+        }
+        (_, m) => return Err(ApiError::method_not_allowed(m.as_str(), &r.kind)),
+    };
+    Ok(add_warnings(response, &warnings))
+}
+
+fn add_warnings(mut r: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            r.headers_mut().append(header::WARNING, v);
+        }
+    }
+    r
+}
+
+/// Until delegated authentication lands, every request acts as a cluster admin.
+fn dev_user() -> UserInfo {
+    UserInfo {
+        name: "system:admin".into(),
+        uid: String::new(),
+        groups: vec!["system:masters".into(), "system:authenticated".into()],
+        extra: Vec::new(),
+    }
+}
+
+async fn read_body(req: Request) -> ApiResult<bytes::Bytes> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))
+}
+
+fn write_options(query: &HashMap<String, String>) -> ApiResult<WriteOptions> {
+    let dry_run = match query.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\""))),
+    };
+    Ok(WriteOptions {
+        dry_run,
+        field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str))?,
+        duplicate_fields: Vec::new(),
+    })
+}
+
+/// Decode a create or update body (JSON or YAML).
+async fn write_input(headers: &HeaderMap, query: &HashMap<String, String>, req: Request) -> ApiResult<(Value, WriteOptions)> {
+    let mut opts = write_options(query)?;
+    let ct = negotiate::content_type(headers);
+    let body = read_body(req).await?;
+    let value = match ct.as_str() {
+        "application/json" | "" => {
+            let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?;
+            opts.duplicate_fields = crate::api::duplicates::find(&body);
+            v
+        }
+        "application/yaml" => serde_yaml::from_slice(&body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+        other => return Err(ApiError::unsupported_media_type(other, &["application/json", "application/yaml"])),
+    };
+    Ok((value, opts))
+}
+
+fn list_options(query: &HashMap<String, String>, r: &crate::plugin::ResourceInfo) -> ApiResult<ListOptions> {
+    let mut selectable = vec!["metadata.name".to_string(), "metadata.namespace".to_string()];
+    selectable.extend(r.selectable_fields.iter().map(|f| f.trim_start_matches('.').to_string()));
+    Ok(ListOptions {
+        labels: LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or_default()).map_err(ApiError::bad_request)?,
+        fields: FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or_default(), &selectable).map_err(ApiError::bad_request)?,
+        limit: match query.get("limit").filter(|l| !l.is_empty()) {
+            Some(l) => Some(l.parse().map_err(|_| ApiError::bad_request(format!("limit: Invalid value: {l:?}: must be a non-negative integer")))?),
+            None => None,
+        },
+        continue_token: query.get("continue").cloned(),
+        resource_version: query.get("resourceVersion").cloned(),
+        resource_version_match: query.get("resourceVersionMatch").cloned(),
+    })
+}
+
+fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> ApiResult<DeleteOptions> {
+    let mut opts = DeleteOptions { dry_run: write_options(query)?.dry_run, ..Default::default() };
+    if !body.is_empty() {
+        let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        if v["dryRun"].as_array().is_some_and(|a| a.iter().any(|d| d == "All")) {
+            opts.dry_run = true;
+        }
+        opts.precondition_uid = v["preconditions"]["uid"].as_str().map(str::to_string);
+        opts.precondition_rv = v["preconditions"]["resourceVersion"].as_str().map(str::to_string);
+    }
+    Ok(opts)
+}
+

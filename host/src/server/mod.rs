@@ -1,0 +1,144 @@
+//! Start-up: flags, plugins, storage, TLS, the listener and graceful shutdown.
+
+pub mod tls;
+
+use anyhow::Context as _;
+use clap::Parser;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::http::{router, AppState};
+use crate::plugin::{PluginEngine, PluginRegistry, RuntimeLimits};
+use crate::registry::Registry;
+use crate::storage::embedded::EmbeddedStore;
+
+/// Command-line flags; names follow k8s.io/apiserver's where one exists.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "wasm-apiserver", version, about = "A Kubernetes aggregated apiserver whose resources are WebAssembly components")]
+pub struct Flags {
+    /// Folder of plugin components (*.wasm).
+    #[arg(long, default_value = "plugins")]
+    pub plugin_dir: PathBuf,
+    /// Storage backend.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded"])]
+    pub storage: String,
+    /// Folder for the embedded store and the precompiled plugin cache.
+    #[arg(long, default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind_address: String,
+    /// HTTPS port.
+    #[arg(long, default_value_t = 6443)]
+    pub secure_port: u16,
+    /// Where a self-signed certificate is generated when none is given.
+    #[arg(long)]
+    pub cert_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Development mode: no authentication or authorization.
+    #[arg(long)]
+    pub dev: bool,
+    /// Write a kubeconfig for this server here once it listens.
+    #[arg(long)]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// Per-hook deadline in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub plugin_deadline_ms: u64,
+    /// Linear memory cap per plugin instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub plugin_memory_mib: usize,
+}
+
+pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    let limits = RuntimeLimits {
+        call_deadline: Duration::from_millis(flags.plugin_deadline_ms),
+        memory_bytes: flags.plugin_memory_mib << 20,
+        ..RuntimeLimits::default()
+    };
+    let engine = PluginEngine::new(limits, Some(flags.data_dir.join("plugin-cache")))?;
+    let plugins = Arc::new(PluginRegistry::new(engine));
+    let catalog = tokio::task::block_in_place(|| plugins.load_dir(&flags.plugin_dir))?;
+    let storage = Arc::new(EmbeddedStore::open(&flags.data_dir.join("store"))?);
+    let registry = Arc::new(Registry::new(plugins, storage));
+    let state = AppState::new(registry);
+    let app = router(state);
+
+    let cert_dir = flags.cert_dir.clone().unwrap_or_else(|| flags.data_dir.join("certs"));
+    let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), flags.bind_address.clone()];
+    let cert = tls::serving_cert(flags.tls_cert_file.as_deref(), flags.tls_private_key_file.as_deref(), &cert_dir, &hosts)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&cert)?);
+    let addr: SocketAddr = format!("{}:{}", flags.bind_address, flags.secure_port).parse().context("--bind-address/--secure-port")?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, plugins = catalog.plugins.len(), failed = catalog.errors.len(), "serving");
+    if let Some(path) = &flags.write_kubeconfig {
+        write_kubeconfig(path, &local, &cert.ca_pem)?;
+        println!("kubectl --kubeconfig {} api-resources", path.display());
+    }
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(app.clone());
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(stream).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down: draining connections (up to 10 s)");
+    tokio::select! {
+        _ = graceful.shutdown() => {},
+        _ = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
+
+/// A kubeconfig that trusts the server's CA; in `--dev` any credentials are accepted.
+fn write_kubeconfig(path: &std::path::Path, addr: &SocketAddr, ca_pem: &str) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: wasm-apiserver\n  cluster:\n    server: https://{addr}\n    certificate-authority-data: {ca}\ncontexts:\n- name: wasm-apiserver\n  context:\n    cluster: wasm-apiserver\n    user: dev\n    namespace: default\ncurrent-context: wasm-apiserver\nusers:\n- name: dev\n  user:\n    token: dev\n"
+    );
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing the kubeconfig {}", path.display()))
+}
