@@ -153,10 +153,14 @@ impl Documents {
                 for (n, s) in meta_schemas() {
                     schemas.insert(n, s);
                 }
+                let mut paths = Map::new();
+                for r in infos.iter().filter(|r| r.served_version(v).is_some()) {
+                    paths.extend(resource_paths(r, v));
+                }
                 let doc = json!({
                     "openapi": "3.0.0",
                     "info": {"title": "wasm-apiserver", "version": env!("CARGO_PKG_VERSION")},
-                    "paths": {},
+                    "paths": paths,
                     "components": {"schemas": schemas},
                 });
                 let hash = etag_of(&doc);
@@ -187,6 +191,72 @@ impl Documents {
             openapi_v3: v3,
         }
     }
+}
+
+/// OpenAPI v3 paths for a resource: kubectl reads them to learn that the server
+/// validates fields itself (`fieldValidation` on PATCH), and the aggregator merges them.
+fn resource_paths(r: &ResourceInfo, version: &str) -> Map<String, Value> {
+    let gvk = json!({"group": r.group, "version": version, "kind": r.kind});
+    let obj_ref = json!({"$ref": format!("#/components/schemas/{}", definition_name(&r.group, version, &r.kind))});
+    let list_ref = json!({"$ref": format!("#/components/schemas/{}", definition_name(&r.group, version, &r.list_kind))});
+    let query = |name: &str, desc: &str| json!({"name": name, "in": "query", "description": desc, "schema": {"type": "string", "uniqueItems": true}});
+    let write_params = vec![
+        query("dryRun", "When present, indicates that modifications should not be persisted. Valid value: All"),
+        query("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
+        query("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict (the default)."),
+    ];
+    let list_params = vec![
+        query("labelSelector", "A selector to restrict the list of returned objects by their labels."),
+        query("fieldSelector", "A selector to restrict the list of returned objects by their fields."),
+        query("limit", "limit is a maximum number of responses to return for a list call."),
+        query("continue", "The continue option should be set when retrieving more results from the server."),
+        query("resourceVersion", "resourceVersion sets a constraint on what resource versions a request may be served from."),
+    ];
+    let op = |action: &str, id: &str, schema: &Value, params: &Vec<Value>, ok: &str| json!({
+        "operationId": format!("{id}{}{}", r.kind, version), "tags": [format!("{}_{version}", r.group)],
+        "parameters": params,
+        "responses": {ok: {"description": "OK", "content": {"application/json": {"schema": schema}, "application/yaml": {"schema": schema}}}},
+        "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
+    });
+    let body = |schema: &Value| json!({"content": {"*/*": {"schema": schema}}, "required": true});
+    let base = match r.scope {
+        Scope::Namespaced => format!("/apis/{}/{version}/namespaces/{{namespace}}/{}", r.group, r.plural),
+        Scope::Cluster => format!("/apis/{}/{version}/{}", r.group, r.plural),
+    };
+    let mut path_params = vec![];
+    if r.namespaced() {
+        path_params.push(json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}}));
+    }
+    let mut collection = json!({
+        "get": op("list", "list", &list_ref, &list_params, "200"),
+        "post": op("post", "create", &obj_ref, &write_params, "201"),
+        "delete": op("deletecollection", "deletecollection", &list_ref, &list_params, "200"),
+        "parameters": path_params,
+    });
+    collection["post"]["requestBody"] = body(&obj_ref);
+    let mut item_params = path_params.clone();
+    item_params.push(json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}));
+    let patch_body = json!({"content": {"application/json-patch+json": {"schema": {"type": "object"}}, "application/merge-patch+json": {"schema": {"type": "object"}}}, "required": true});
+    let item = |prefix: &str| {
+        let mut i = json!({
+            "get": op("get", &format!("read{prefix}"), &obj_ref, &vec![], "200"),
+            "put": op("put", &format!("replace{prefix}"), &obj_ref, &write_params, "200"),
+            "patch": op("patch", &format!("patch{prefix}"), &obj_ref, &write_params, "200"),
+            "parameters": item_params,
+        });
+        i["put"]["requestBody"] = body(&obj_ref);
+        i["patch"]["requestBody"] = patch_body.clone();
+        i
+    };
+    let mut main = item("");
+    main["delete"] = op("delete", "delete", &obj_ref, &vec![query("dryRun", "When present, indicates that modifications should not be persisted.")], "200");
+    let mut paths = Map::new();
+    paths.insert(base.clone(), collection);
+    paths.insert(format!("{base}/{{name}}"), main);
+    if r.version(version).is_some_and(|v| v.status_subresource) {
+        paths.insert(format!("{base}/{{name}}/status"), item("Status"));
+    }
+    paths
 }
 
 fn storage_version_hash(r: &ResourceInfo) -> String {
