@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod server;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

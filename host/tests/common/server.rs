@@ -1,0 +1,114 @@
+//! Start the real `wasm-apiserver` binary on a free loopback port, for tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub url: String,
+}
+
+impl Server {
+    /// Serve the example plugins from a fresh data folder.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        for p in ["hello", "wardle-flunder", "wardle-fischer"] {
+            std::fs::copy(super::example(p), plugins.join(format!("{p}.wasm"))).unwrap();
+        }
+        Self::start_in(dir)
+    }
+
+    /// Serve `dir/plugins` with data in `dir/data` (reusing what is there).
+    pub fn start_in(dir: tempfile::TempDir) -> Server {
+        let kubeconfig = dir.path().join("kubeconfig");
+        let _ = std::fs::remove_file(&kubeconfig);
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
+            .args(["--dev", "--secure-port", "0", "--bind-address", "127.0.0.1"])
+            .arg("--plugin-dir").arg(dir.path().join("plugins"))
+            .arg("--data-dir").arg(dir.path().join("data"))
+            .arg("--write-kubeconfig").arg(&kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start wasm-apiserver");
+        let started = Instant::now();
+        while !kubeconfig.exists() {
+            assert!(started.elapsed() < Duration::from_secs(60), "server did not start: {}", std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let text = std::fs::read_to_string(&kubeconfig).unwrap();
+        let url = text.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap().to_string();
+        Server { child, dir, kubeconfig, url }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Run kubectl against this server; returns (success, stdout, stderr).
+    pub fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        self.kubectl_stdin(args, None)
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        use std::io::Write;
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl is installed");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+
+    /// kubectl that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.kubectl(args);
+        assert!(ok, "kubectl {args:?} failed: {err}\n{out}");
+        out
+    }
+
+    /// A reqwest client trusting the server's CA.
+    pub fn client(&self) -> reqwest::Client {
+        let ca = std::fs::read(self.path().join("data/certs/ca.crt")).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    pub fn stop(mut self) -> tempfile::TempDir {
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        dir
+    }
+
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
