@@ -6,9 +6,9 @@
 //! calling plugin hooks) → `storage` (one trait; the embedded backend). `plugin` is the
 //! Wasm runtime the registry calls into.
 
-pub mod plugin;
 pub mod api;
-pub mod registry;
-pub mod storage;
 pub mod http;
+pub mod plugin;
+pub mod registry;
 pub mod server;
+pub mod storage;

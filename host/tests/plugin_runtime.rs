@@ -70,13 +70,29 @@ fn examples_load_and_describe_their_kinds() {
     assert_eq!(foo.storage_version, "v2");
     assert_eq!(foo.preferred_version, "v2");
     assert!(foo.version("v2").unwrap().status_subresource);
-    let flunder = &catalog.find("wardle.example.com", "flunders").unwrap().resource;
+    let flunder = &catalog
+        .find("wardle.example.com", "flunders")
+        .unwrap()
+        .resource;
     assert_eq!(flunder.storage_version, "v1alpha1");
     assert_eq!(flunder.preferred_version, "v1beta1");
-    let fischer = &catalog.find("wardle.example.com", "fischers").unwrap().resource;
+    let fischer = &catalog
+        .find("wardle.example.com", "fischers")
+        .unwrap()
+        .resource;
     assert_eq!(fischer.scope, Scope::Cluster);
-    let groups: Vec<_> = catalog.groups().iter().map(|(g, ps)| (g.to_string(), ps.len())).collect();
-    assert_eq!(groups, [("hello.zeng.dev".to_string(), 1), ("wardle.example.com".to_string(), 2)]);
+    let groups: Vec<_> = catalog
+        .groups()
+        .iter()
+        .map(|(g, ps)| (g.to_string(), ps.len()))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("hello.zeng.dev".to_string(), 1),
+            ("wardle.example.com".to_string(), 2)
+        ]
+    );
 }
 
 #[test]
@@ -97,32 +113,52 @@ fn hello_hooks_do_what_the_contract_says() {
     // prepare-for-create drops status
     let mut with_status = v2s[0].clone();
     with_status["status"] = json!({"phase": "Ready"});
-    let created = i.prepare_for_create(&request(Operation::Create, None), &with_status).unwrap();
+    let created = i
+        .prepare_for_create(&request(Operation::Create, None), &with_status)
+        .unwrap();
     assert!(created.get("status").is_none());
     // prepare-for-update: main resource keeps the old status; status keeps the old spec
     let mut new = v2s[0].clone();
     new["spec"]["image"] = json!("nginx:1.27");
     new["status"] = json!({"phase": "Changed"});
-    let updated = i.prepare_for_update(&request(Operation::Update, None), &new, &with_status).unwrap();
+    let updated = i
+        .prepare_for_update(&request(Operation::Update, None), &new, &with_status)
+        .unwrap();
     assert_eq!(updated["spec"]["image"], "nginx:1.27");
     assert_eq!(updated["status"]["phase"], "Ready");
     let status = i
-        .prepare_for_update(&request(Operation::Update, Some("status")), &new, &with_status)
+        .prepare_for_update(
+            &request(Operation::Update, Some("status")),
+            &new,
+            &with_status,
+        )
         .unwrap();
     assert_eq!(status["spec"]["image"], "busybox");
     assert_eq!(status["status"]["phase"], "Changed");
     // validate
     let mut bad = v2s[0].clone();
     bad["spec"]["image"] = json!("has space");
-    let v = i.validate_create(&request(Operation::Create, None), &bad).unwrap();
+    let v = i
+        .validate_create(&request(Operation::Create, None), &bad)
+        .unwrap();
     assert_eq!(v.errors.len(), 1);
     assert_eq!(v.errors[0].field, "spec.image");
     assert_eq!(v.errors[0].bad_value.as_deref(), Some("\"has space\""));
-    assert!(i.validate_update(&request(Operation::Update, None), &v2s[0], &v2s[0]).unwrap().errors.is_empty());
-    assert!(i.validate_delete(&request(Operation::Delete, None), &v2s[0]).unwrap().errors.is_empty());
+    assert!(i
+        .validate_update(&request(Operation::Update, None), &v2s[0], &v2s[0])
+        .unwrap()
+        .errors
+        .is_empty());
+    assert!(i
+        .validate_delete(&request(Operation::Delete, None), &v2s[0])
+        .unwrap()
+        .errors
+        .is_empty());
     let mut latest = v2s[0].clone();
     latest["spec"]["image"] = json!("nginx:latest");
-    let v = i.validate_create(&request(Operation::Create, None), &latest).unwrap();
+    let v = i
+        .validate_create(&request(Operation::Create, None), &latest)
+        .unwrap();
     assert!(v.errors.is_empty() && v.warnings.len() == 1);
     // print: one row per object, the version's columns
     let rows = i.print(&v2s).unwrap();
@@ -135,7 +171,11 @@ fn plugins_see_no_environment_or_filesystem() {
     let plugin = Plugin::load(&engine(), &test_plugin("misbehave")).unwrap();
     let obj = json!({"apiVersion": "test.wasm-apiserver.dev/v1", "kind": "Misbehaver",
                      "metadata": {"name": "x"}, "spec": {"mode": "probe"}});
-    let v = plugin.instance().unwrap().validate_create(&request(Operation::Create, None), &obj).unwrap();
+    let v = plugin
+        .instance()
+        .unwrap()
+        .validate_create(&request(Operation::Create, None), &obj)
+        .unwrap();
     assert_eq!(v.warnings, ["env=0 args=0 fs=false"]);
 }
 
@@ -145,29 +185,57 @@ fn files_that_are_not_plugins_are_refused_with_the_cause() {
     let text = dir.path().join("notes.wasm");
     std::fs::write(&text, "hello, I am not wasm").unwrap();
     let e = load_err(&text);
-    assert!(e.contains("notes.wasm") && e.contains("not a WebAssembly file"), "{e}");
+    assert!(
+        e.contains("notes.wasm") && e.contains("not a WebAssembly file"),
+        "{e}"
+    );
 
     let core = dir.path().join("core.wasm");
-    std::fs::write(&core, wat::parse_str("(module (func (export \"f\")))").unwrap()).unwrap();
+    std::fs::write(
+        &core,
+        wat::parse_str("(module (func (export \"f\")))").unwrap(),
+    )
+    .unwrap();
     let e = load_err(&core);
-    assert!(e.contains("core WebAssembly module, not a component"), "{e}");
+    assert!(
+        e.contains("core WebAssembly module, not a component"),
+        "{e}"
+    );
 
     let e = load_err(&test_plugin("other_world"));
-    assert!(e.contains("other_world.wasm") && e.contains("does not implement the world wasm-apiserver:plugin/plugin@0.1.0"), "{e}");
+    assert!(
+        e.contains("other_world.wasm")
+            && e.contains("does not implement the world wasm-apiserver:plugin/plugin@0.1.0"),
+        "{e}"
+    );
 }
 
 #[test]
 fn invalid_descriptions_are_refused_with_every_problem() {
     let e = load_err(&test_plugin("no_storage"));
-    assert!(e.contains("no version is marked as the storage version"), "{e}");
+    assert!(
+        e.contains("no version is marked as the storage version"),
+        "{e}"
+    );
     let e = load_err(&test_plugin("two_storage"));
-    assert!(e.contains("[\"v1\", \"v2\"] are all marked as storage versions"), "{e}");
+    assert!(
+        e.contains("[\"v1\", \"v2\"] are all marked as storage versions"),
+        "{e}"
+    );
     let e = load_err(&test_plugin("bad_names"));
-    for part in ["group \"Bad_Group\"", "kind \"lowercase-kind\"", "plural \"Plural\"", "version \"V1\""] {
+    for part in [
+        "group \"Bad_Group\"",
+        "kind \"lowercase-kind\"",
+        "plural \"Plural\"",
+        "version \"V1\"",
+    ] {
         assert!(e.contains(part), "{part} missing in: {e}");
     }
     let e = load_err(&test_plugin("describe_traps"));
-    assert!(e.contains("describe trapped") && e.contains("describe is broken"), "{e}");
+    assert!(
+        e.contains("describe trapped") && e.contains("describe is broken"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -182,10 +250,26 @@ fn a_second_claim_on_a_kind_or_plural_is_refused_and_the_first_keeps_serving() {
     let catalog = registry.load_dir(dir.path()).unwrap();
     let errors: Vec<String> = catalog.errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(errors.len(), 2, "{errors:?}");
-    assert!(errors[0].contains("b-hello-again.wasm") && errors[0].contains("foos.hello.zeng.dev (kind Foo) is already served by a-hello.wasm"), "{errors:?}");
-    assert!(errors[1].contains("c-dup-plural.wasm") && errors[1].contains("(kind Bar) is already served by a-hello.wasm"), "{errors:?}");
+    assert!(
+        errors[0].contains("b-hello-again.wasm")
+            && errors[0]
+                .contains("foos.hello.zeng.dev (kind Foo) is already served by a-hello.wasm"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("c-dup-plural.wasm")
+            && errors[1].contains("(kind Bar) is already served by a-hello.wasm"),
+        "{errors:?}"
+    );
     assert_eq!(catalog.plugins.len(), 2);
-    assert_eq!(catalog.find("hello.zeng.dev", "foos").unwrap().name.as_ref(), "a-hello.wasm");
+    assert_eq!(
+        catalog
+            .find("hello.zeng.dev", "foos")
+            .unwrap()
+            .name
+            .as_ref(),
+        "a-hello.wasm"
+    );
 }
 
 fn misbehaver(mode: &str) -> Value {
@@ -198,45 +282,106 @@ fn misbehaving_hooks_fail_with_a_clear_error_and_the_plugin_keeps_serving() {
     let engine = engine();
     let plugin = Plugin::load(&engine, &test_plugin("misbehave")).unwrap();
     let hello = Plugin::load(&engine, &example("hello")).unwrap();
-    let call = |mode: &str| plugin.instance().unwrap().default(&misbehaver(mode)).unwrap_err();
+    let call = |mode: &str| {
+        plugin
+            .instance()
+            .unwrap()
+            .default(&misbehaver(mode))
+            .unwrap_err()
+    };
 
     let e = call("trap");
     assert!(matches!(e, PluginError::Trap { .. }), "{e}");
-    assert!(e.to_string().contains("plugin misbehave.wasm: default trapped"), "{e}");
-    assert!(e.to_string().contains("asked to trap"), "the guest's panic message: {e}");
+    assert!(
+        e.to_string()
+            .contains("plugin misbehave.wasm: default trapped"),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("asked to trap"),
+        "the guest's panic message: {e}"
+    );
 
     let started = std::time::Instant::now();
     let e = call("loop");
-    assert!(matches!(e, PluginError::Deadline { deadline_ms: 300, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            PluginError::Deadline {
+                deadline_ms: 300,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(e.to_string(), "plugin misbehave.wasm: default did not return within its deadline of 300 ms");
+    assert_eq!(
+        e.to_string(),
+        "plugin misbehave.wasm: default did not return within its deadline of 300 ms"
+    );
 
     let e = call("oom");
-    assert!(matches!(e, PluginError::OutOfMemory { limit_mib: 16, .. }), "{e}");
-    assert_eq!(e.to_string(), "plugin misbehave.wasm: default exceeded its memory limit of 16 MiB");
+    assert!(
+        matches!(e, PluginError::OutOfMemory { limit_mib: 16, .. }),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "plugin misbehave.wasm: default exceeded its memory limit of 16 MiB"
+    );
 
     let e = call("badjson");
-    assert!(matches!(e, PluginError::Malformed { .. }) && e.to_string().contains("not valid JSON"), "{e}");
+    assert!(
+        matches!(e, PluginError::Malformed { .. }) && e.to_string().contains("not valid JSON"),
+        "{e}"
+    );
     let e = call("notobject");
-    assert!(e.to_string().contains("default returned a malformed result: the object is not a JSON object"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("default returned a malformed result: the object is not a JSON object"),
+        "{e}"
+    );
     let e = call("hookerror");
-    assert_eq!(e.to_string(), "plugin misbehave.wasm: default failed: refusing on purpose");
-    let e = plugin.instance().unwrap().convert(&[misbehaver("short"), misbehaver("ok")], "v1").unwrap_err();
-    assert!(e.to_string().contains("convert returned a malformed result: 2 objects in, 1 out"), "{e}");
-    let e = plugin.instance().unwrap().print(&[misbehaver("trap")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "plugin misbehave.wasm: default failed: refusing on purpose"
+    );
+    let e = plugin
+        .instance()
+        .unwrap()
+        .convert(&[misbehaver("short"), misbehaver("ok")], "v1")
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("convert returned a malformed result: 2 objects in, 1 out"),
+        "{e}"
+    );
+    let e = plugin
+        .instance()
+        .unwrap()
+        .print(&[misbehaver("trap")])
+        .unwrap_err();
     assert!(e.to_string().contains("print trapped"), "{e}");
 
     // Nothing broke: the same plugin and another one still answer.
-    let ok = plugin.instance().unwrap().default(&misbehaver("fine")).unwrap();
+    let ok = plugin
+        .instance()
+        .unwrap()
+        .default(&misbehaver("fine"))
+        .unwrap();
     assert_eq!(ok["spec"]["mode"], "fine");
     let foo = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": "a"}, "spec": {}});
-    assert_eq!(hello.instance().unwrap().default(&foo).unwrap()["spec"]["image"], "busybox");
+    assert_eq!(
+        hello.instance().unwrap().default(&foo).unwrap()["spec"]["image"],
+        "busybox"
+    );
 }
 
 #[test]
 fn the_precompiled_cache_is_reused_and_keyed_by_content() {
     let cache = tempfile::tempdir().unwrap();
-    let engine = PluginEngine::new(RuntimeLimits::default(), Some(cache.path().to_path_buf())).unwrap();
+    let engine =
+        PluginEngine::new(RuntimeLimits::default(), Some(cache.path().to_path_buf())).unwrap();
     let first = Plugin::load(&engine, &example("hello")).unwrap();
     assert!(!first.from_cache);
     let second = Plugin::load(&engine, &example("hello")).unwrap();

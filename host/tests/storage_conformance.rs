@@ -14,24 +14,53 @@ fn backends() -> Vec<(&'static str, Box<dyn Storage>, tempfile::TempDir)> {
 async fn create_get_update_delete_with_preconditions() {
     for (name, s, _dir) in backends() {
         let r1 = s.create("/g/p/ns/a", b"1".to_vec()).await.unwrap();
-        assert!(matches!(s.create("/g/p/ns/a", b"x".to_vec()).await, Err(StorageError::AlreadyExists { .. })), "{name}");
+        assert!(
+            matches!(
+                s.create("/g/p/ns/a", b"x".to_vec()).await,
+                Err(StorageError::AlreadyExists { .. })
+            ),
+            "{name}"
+        );
         let got = s.get("/g/p/ns/a").await.unwrap().unwrap();
-        assert_eq!((got.value.as_slice(), got.revision), (&b"1"[..], r1), "{name}");
+        assert_eq!(
+            (got.value.as_slice(), got.revision),
+            (&b"1"[..], r1),
+            "{name}"
+        );
         assert!(s.get("/g/p/ns/missing").await.unwrap().is_none());
         let r2 = s.update("/g/p/ns/a", b"2".to_vec(), r1).await.unwrap();
         assert!(r2 > r1, "{name}: revisions increase");
         match s.update("/g/p/ns/a", b"3".to_vec(), r1).await {
-            Err(StorageError::Conflict { expected, current, .. }) => assert_eq!((expected, current), (r1, r2)),
+            Err(StorageError::Conflict {
+                expected, current, ..
+            }) => assert_eq!((expected, current), (r1, r2)),
             other => panic!("{name}: stale update must conflict, got {other:?}"),
         }
-        assert_eq!(s.get("/g/p/ns/a").await.unwrap().unwrap().value, b"2", "{name}: a failed update changes nothing");
-        assert!(matches!(s.update("/g/p/ns/none", b"x".to_vec(), 1).await, Err(StorageError::NotFound { .. })));
-        assert!(matches!(s.delete("/g/p/ns/a", Some(r1)).await, Err(StorageError::Conflict { .. })));
+        assert_eq!(
+            s.get("/g/p/ns/a").await.unwrap().unwrap().value,
+            b"2",
+            "{name}: a failed update changes nothing"
+        );
+        assert!(matches!(
+            s.update("/g/p/ns/none", b"x".to_vec(), 1).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        assert!(matches!(
+            s.delete("/g/p/ns/a", Some(r1)).await,
+            Err(StorageError::Conflict { .. })
+        ));
         let deleted = s.delete("/g/p/ns/a", Some(r2)).await.unwrap();
         assert_eq!(deleted.value, b"2");
         assert!(deleted.revision > r2);
-        assert!(matches!(s.delete("/g/p/ns/a", None).await, Err(StorageError::NotFound { .. })));
-        assert_eq!(s.current_revision().await.unwrap(), deleted.revision, "{name}");
+        assert!(matches!(
+            s.delete("/g/p/ns/a", None).await,
+            Err(StorageError::NotFound { .. })
+        ));
+        assert_eq!(
+            s.current_revision().await.unwrap(),
+            deleted.revision,
+            "{name}"
+        );
     }
 }
 
@@ -41,10 +70,23 @@ async fn lists_page_by_key_within_a_prefix_and_at_a_revision() {
         for k in ["/g/p/a/1", "/g/p/a/2", "/g/p/b/3", "/g/q/a/9"] {
             s.create(k, k.as_bytes().to_vec()).await.unwrap();
         }
-        let all = s.list(ListRequest { prefix: "/g/p/".into(), ..Default::default() }).await.unwrap();
+        let all = s
+            .list(ListRequest {
+                prefix: "/g/p/".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         let keys: Vec<&str> = all.items.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["/g/p/a/1", "/g/p/a/2", "/g/p/b/3"], "{name}");
-        let page = s.list(ListRequest { prefix: "/g/p/".into(), limit: Some(2), ..Default::default() }).await.unwrap();
+        let page = s
+            .list(ListRequest {
+                prefix: "/g/p/".into(),
+                limit: Some(2),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(page.items.len(), 2);
         assert!(page.more);
         let at = page.revision;
@@ -52,19 +94,53 @@ async fn lists_page_by_key_within_a_prefix_and_at_a_revision() {
         s.create("/g/p/a/15", b"late".to_vec()).await.unwrap();
         s.delete("/g/p/b/3", None).await.unwrap();
         let cur2 = s.get("/g/p/a/2").await.unwrap().unwrap();
-        s.update("/g/p/a/2", b"changed".to_vec(), cur2.revision).await.unwrap();
+        s.update("/g/p/a/2", b"changed".to_vec(), cur2.revision)
+            .await
+            .unwrap();
         // ...are invisible to the rest of the list at the first page's revision.
-        let rest = s.list(ListRequest { prefix: "/g/p/".into(), start: Some("/g/p/a/2\0".into()), limit: Some(10), revision: Some(at) }).await.unwrap();
+        let rest = s
+            .list(ListRequest {
+                prefix: "/g/p/".into(),
+                start: Some("/g/p/a/2\0".into()),
+                limit: Some(10),
+                revision: Some(at),
+            })
+            .await
+            .unwrap();
         let keys: Vec<&str> = rest.items.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["/g/p/b/3"], "{name}");
         assert!(!rest.more);
-        let again = s.list(ListRequest { prefix: "/g/p/".into(), revision: Some(at), ..Default::default() }).await.unwrap();
-        assert_eq!(again.items[1].value, b"/g/p/a/2", "{name}: the old value, as of the revision");
-        let now = s.list(ListRequest { prefix: "/g/p/".into(), ..Default::default() }).await.unwrap();
+        let again = s
+            .list(ListRequest {
+                prefix: "/g/p/".into(),
+                revision: Some(at),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            again.items[1].value, b"/g/p/a/2",
+            "{name}: the old value, as of the revision"
+        );
+        let now = s
+            .list(ListRequest {
+                prefix: "/g/p/".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         let keys: Vec<&str> = now.items.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["/g/p/a/1", "/g/p/a/15", "/g/p/a/2"]);
         let future = now.revision + 100;
-        assert!(matches!(s.list(ListRequest { prefix: "/g/p/".into(), revision: Some(future), ..Default::default() }).await, Err(StorageError::TooLarge { .. })));
+        assert!(matches!(
+            s.list(ListRequest {
+                prefix: "/g/p/".into(),
+                revision: Some(future),
+                ..Default::default()
+            })
+            .await,
+            Err(StorageError::TooLarge { .. })
+        ));
     }
 }
 
@@ -78,7 +154,11 @@ async fn revisions_are_monotonic_under_concurrent_writers() {
             tasks.push(tokio::spawn(async move {
                 let mut revs = Vec::new();
                 for i in 0..20 {
-                    revs.push(s.create(&format!("/g/p/ns/w{w}-{i}"), vec![1]).await.unwrap());
+                    revs.push(
+                        s.create(&format!("/g/p/ns/w{w}-{i}"), vec![1])
+                            .await
+                            .unwrap(),
+                    );
                 }
                 revs
             }));
@@ -86,7 +166,10 @@ async fn revisions_are_monotonic_under_concurrent_writers() {
         let mut all = Vec::new();
         for t in tasks {
             let revs = t.await.unwrap();
-            assert!(revs.windows(2).all(|w| w[0] < w[1]), "{name}: one writer's revisions increase");
+            assert!(
+                revs.windows(2).all(|w| w[0] < w[1]),
+                "{name}: one writer's revisions increase"
+            );
             all.extend(revs);
         }
         let n = all.len();

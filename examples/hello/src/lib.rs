@@ -222,7 +222,12 @@ pub fn validate_v2(foo: &FooV2) -> Validation {
         }
     }
     let mut v = errs.into_validation();
-    if foo.spec.image.as_deref().is_some_and(|i| i.ends_with(":latest")) {
+    if foo
+        .spec
+        .image
+        .as_deref()
+        .is_some_and(|i| i.ends_with(":latest"))
+    {
         v = v.warn("spec.image: the :latest tag is not reproducible; pin a version");
     }
     v

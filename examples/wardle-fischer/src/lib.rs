@@ -71,7 +71,8 @@ fn is_dns_subdomain(s: &str) -> bool {
             !l.is_empty()
                 && l.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && l.ends_with(|c: char| c.is_ascii_alphanumeric())
-                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         })
 }
 

@@ -69,7 +69,10 @@ pub fn validate(obj: &Value) -> Validation {
         ),
         (false, false) => {
             if !REFERENCE_TYPES.contains(&ref_type) {
-                errs.push(spec.child("referenceType").not_supported(ref_type, &REFERENCE_TYPES));
+                errs.push(
+                    spec.child("referenceType")
+                        .not_supported(ref_type, &REFERENCE_TYPES),
+                );
             }
         }
     }
@@ -88,7 +91,10 @@ mod tests {
     #[test]
     fn both_or_neither() {
         assert!(validate(&flunder(json!({}))).is_valid());
-        assert!(validate(&flunder(json!({"reference": "x", "referenceType": "Fischer"}))).is_valid());
+        assert!(validate(&flunder(
+            json!({"reference": "x", "referenceType": "Fischer"})
+        ))
+        .is_valid());
         let v = validate(&flunder(json!({"reference": "x"})));
         assert_eq!(v.errors[0].field, "spec.referenceType");
         let v = validate(&flunder(json!({"referenceType": "Flunder"})));
@@ -97,7 +103,9 @@ mod tests {
 
     #[test]
     fn reference_type_is_an_enum() {
-        let v = validate(&flunder(json!({"reference": "x", "referenceType": "Gadget"})));
+        let v = validate(&flunder(
+            json!({"reference": "x", "referenceType": "Gadget"}),
+        ));
         assert!(matches!(v.errors[0].type_, FieldErrorType::NotSupported));
         assert_eq!(v.errors[0].supported_values, ["Flunder", "Fischer"]);
     }

@@ -8,7 +8,11 @@ use serde_json::Value;
 /// The value at `path`, if any.
 pub fn get<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = obj;
-    for seg in path.trim_start_matches('.').split('.').filter(|s| !s.is_empty()) {
+    for seg in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+    {
         let (name, index) = match seg.split_once('[') {
             Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
             None => (seg, None),
@@ -49,7 +53,10 @@ mod tests {
         assert_eq!(get(&o, ".spec.msg"), Some(&json!("hi")));
         assert_eq!(get(&o, ".spec.items[1].n"), Some(&json!(2)));
         assert_eq!(get(&o, ".spec.missing"), None);
-        assert!(matches!(cell(&o, ".spec.items[0].n", "integer"), Cell::Integer(1)));
+        assert!(matches!(
+            cell(&o, ".spec.items[0].n", "integer"),
+            Cell::Integer(1)
+        ));
         assert!(matches!(cell(&o, ".spec.none", "string"), Cell::None));
     }
 }

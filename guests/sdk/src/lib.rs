@@ -43,8 +43,8 @@ pub mod log;
 mod object;
 
 pub use bindings::wasm_apiserver::plugin::types::{
-    Cell, FieldError, FieldErrorType, Operation, PrinterColumn, Request, Resource, Scope,
-    UserInfo, Validation, Version,
+    Cell, FieldError, FieldErrorType, Operation, PrinterColumn, Request, Resource, Scope, UserInfo,
+    Validation, Version,
 };
 pub use builder::{ResourceBuilder, VersionBuilder};
 pub use errors::{ErrorList, Path};

@@ -40,7 +40,11 @@ fn act(obj: &str) -> Result<String, String> {
 impl Guest for Misbehave {
     fn describe() -> Resource {
         test_plugins::describe("Misbehaver", "misbehavers")
-            .version(VersionBuilder::new("v1").storage().column("Mode", "string", ".spec.mode", 0))
+            .version(
+                VersionBuilder::new("v1")
+                    .storage()
+                    .column("Mode", "string", ".spec.mode", 0),
+            )
             .build()
     }
     fn default(obj: String) -> Result<String, String> {
@@ -67,7 +71,9 @@ impl Guest for Misbehave {
             let fs = std::fs::read_dir("/").is_ok() || std::fs::read_dir(".").is_ok();
             return Validation::ok().warn(format!("env={env} args={args} fs={fs}"));
         }
-        act(&obj).map(|_| Validation::ok()).unwrap_or_else(|e| Validation::ok().warn(e))
+        act(&obj)
+            .map(|_| Validation::ok())
+            .unwrap_or_else(|e| Validation::ok().warn(e))
     }
     fn validate_update(_req: Request, new: String, _old: String) -> Validation {
         Self::validate_create(_req, new)
@@ -76,7 +82,9 @@ impl Guest for Misbehave {
         Self::validate_create(_req, obj)
     }
     fn print(objs: Vec<String>) -> Result<Vec<Vec<Cell>>, String> {
-        objs.iter().map(|o| act(o).map(|_| vec![Cell::Text(mode(o))])).collect()
+        objs.iter()
+            .map(|o| act(o).map(|_| vec![Cell::Text(mode(o))]))
+            .collect()
     }
 }
 

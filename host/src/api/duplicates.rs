@@ -10,7 +10,11 @@ use std::fmt;
 pub fn find(json: &[u8]) -> Vec<String> {
     let found = RefCell::new(Vec::new());
     let mut de = serde_json::Deserializer::from_slice(json);
-    let _ = Walk { path: String::new(), found: &found }.deserialize(&mut de);
+    let _ = Walk {
+        path: String::new(),
+        found: &found,
+    }
+    .deserialize(&mut de);
     found.into_inner()
 }
 
@@ -34,35 +38,61 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
             if !seen.insert(key) {
                 self.found.borrow_mut().push(path.clone());
             }
-            map.next_value_seed(Walk { path, found: self.found })?;
+            map.next_value_seed(Walk {
+                path,
+                found: self.found,
+            })?;
         }
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
-        while seq.next_element_seed(Walk { path: format!("{}[{i}]", self.path), found: self.found })?.is_some() {
+        while seq
+            .next_element_seed(Walk {
+                path: format!("{}[{i}]", self.path),
+                found: self.found,
+            })?
+            .is_some()
+        {
             i += 1;
         }
         Ok(())
     }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> { Ok(()) }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> { Ok(()) }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> { Ok(()) }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> { Ok(()) }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> { Ok(()) }
-    fn visit_unit<E>(self) -> Result<(), E> { Ok(()) }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
 }
-
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn finds_nested_duplicates() {
-        let found = super::find(br#"{"spec": {"msg": "a", "msg": "b", "l": [{"x": 1, "x": 2}]}, "kind": "Foo"}"#);
+        let found = super::find(
+            br#"{"spec": {"msg": "a", "msg": "b", "l": [{"x": 1, "x": 2}]}, "kind": "Foo"}"#,
+        );
         assert_eq!(found, ["spec.msg", "spec.l[0].x"]);
         assert!(super::find(br#"{"a": 1, "b": {"a": 2}}"#).is_empty());
     }

@@ -16,7 +16,12 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(type_: FieldErrorType, field: impl Into<String>, bad_value: Option<&Value>, detail: impl Into<String>) -> Self {
+    pub fn new(
+        type_: FieldErrorType,
+        field: impl Into<String>,
+        bad_value: Option<&Value>,
+        detail: impl Into<String>,
+    ) -> Self {
         FieldError {
             type_,
             field: field.into(),
@@ -78,7 +83,11 @@ impl FieldError {
         }
         let mut detail = self.detail.clone();
         if self.type_ == FieldErrorType::NotSupported && !self.supported_values.is_empty() {
-            let quoted: Vec<String> = self.supported_values.iter().map(|v| format!("{v:?}")).collect();
+            let quoted: Vec<String> = self
+                .supported_values
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect();
             detail = format!("supported values: {}", quoted.join(", "));
         }
         if !detail.is_empty() {
@@ -129,7 +138,13 @@ impl From<crate::plugin::FieldError> for FieldError {
 pub fn aggregate(errors: &[FieldError]) -> String {
     match errors {
         [one] => one.message(),
-        many => format!("[{}]", many.iter().map(FieldError::message).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(FieldError::message)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -139,16 +154,30 @@ mod tests {
 
     #[test]
     fn worded_as_apimachinery() {
-        assert_eq!(FieldError::required("spec.msg", "").message(), "spec.msg: Required value");
+        assert_eq!(
+            FieldError::required("spec.msg", "").message(),
+            "spec.msg: Required value"
+        );
         assert_eq!(
             FieldError::invalid("metadata.name", &json!("A_b"), "must be lowercase").message(),
             "metadata.name: Invalid value: \"A_b\": must be lowercase"
         );
-        let mut ns = FieldError::new(FieldErrorType::NotSupported, "spec.t", Some(&json!("x")), "");
+        let mut ns = FieldError::new(
+            FieldErrorType::NotSupported,
+            "spec.t",
+            Some(&json!("x")),
+            "",
+        );
         ns.supported_values = vec!["A".into(), "B".into()];
-        assert_eq!(ns.message(), "spec.t: Unsupported value: \"x\": supported values: \"A\", \"B\"");
         assert_eq!(
-            aggregate(&[FieldError::required("a", ""), FieldError::forbidden("b", "no")]),
+            ns.message(),
+            "spec.t: Unsupported value: \"x\": supported values: \"A\", \"B\""
+        );
+        assert_eq!(
+            aggregate(&[
+                FieldError::required("a", ""),
+                FieldError::forbidden("b", "no")
+            ]),
             "[a: Required value, b: Forbidden: no]"
         );
     }

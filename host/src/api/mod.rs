@@ -13,5 +13,7 @@ pub use status::{ApiError, ApiResult};
 
 /// `metav1.Time` as kube-apiserver writes it: RFC 3339, seconds, UTC.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }

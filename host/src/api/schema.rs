@@ -8,9 +8,21 @@ use super::fields::{FieldError, FieldErrorType};
 
 /// The fields of `metav1.ObjectMeta` a client may send.
 const OBJECT_META_FIELDS: &[&str] = &[
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
-    "annotations", "ownerReferences", "finalizers", "managedFields",
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
 ];
 
 /// What a schema check found.
@@ -26,7 +38,8 @@ pub struct SchemaCheck {
 pub fn check(schema: &Value, obj: &Value) -> SchemaCheck {
     let mut out = SchemaCheck::default();
     let Some(map) = obj.as_object() else {
-        out.errors.push(FieldError::invalid("", obj, "must be an object"));
+        out.errors
+            .push(FieldError::invalid("", obj, "must be an object"));
         return out;
     };
     let props = schema.get("properties").and_then(Value::as_object);
@@ -71,7 +84,9 @@ fn remove_path(cur: &mut Value, segs: &[&str]) {
         }
         [seg, rest @ ..] => {
             let (name, idx) = split_index(seg);
-            let Some(mut next) = cur.get_mut(name) else { return };
+            let Some(mut next) = cur.get_mut(name) else {
+                return;
+            };
             if let Some(i) = idx {
                 match next.get_mut(i) {
                     Some(n) => next = n,
@@ -91,7 +106,10 @@ fn split_index(seg: &str) -> (&str, Option<usize>) {
 }
 
 fn preserves_unknown(schema: &Value) -> bool {
-    schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+    schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -107,7 +125,12 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn required(schema: &Value, map: &Map<String, Value>, path: &str, out: &mut SchemaCheck) {
-    for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+    for r in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(name) = r.as_str() {
             if !map.contains_key(name) {
                 out.errors.push(FieldError::required(join(path, name), ""));
@@ -128,7 +151,14 @@ fn walk(schema: &Value, v: &Value, path: &str, out: &mut SchemaCheck) {
     let want = schema.get("type").and_then(Value::as_str);
     if v.is_null() {
         if schema.get("nullable").and_then(Value::as_bool) != Some(true) && want.is_some() {
-            out.errors.push(FieldError::invalid(path, &Value::String("null".into()), format!("{path} in body must be of type {}: \"null\"", want.unwrap_or_default())));
+            out.errors.push(FieldError::invalid(
+                path,
+                &Value::String("null".into()),
+                format!(
+                    "{path} in body must be of type {}: \"null\"",
+                    want.unwrap_or_default()
+                ),
+            ));
         }
         return;
     }
@@ -149,7 +179,11 @@ fn walk(schema: &Value, v: &Value, path: &str, out: &mut SchemaCheck) {
             let mut e = FieldError::new(FieldErrorType::NotSupported, path, Some(v), "");
             e.supported_values = options
                 .iter()
-                .map(|o| o.as_str().map(str::to_string).unwrap_or_else(|| o.to_string()))
+                .map(|o| {
+                    o.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| o.to_string())
+                })
                 .collect();
             out.errors.push(e);
         }
@@ -171,7 +205,12 @@ fn walk(schema: &Value, v: &Value, path: &str, out: &mut SchemaCheck) {
         Value::Array(items) => {
             if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
                 if items.len() as u64 > max {
-                    out.errors.push(FieldError::new(FieldErrorType::TooMany, path, Some(&Value::from(items.len())), format!("must have at most {max} items")));
+                    out.errors.push(FieldError::new(
+                        FieldErrorType::TooMany,
+                        path,
+                        Some(&Value::from(items.len())),
+                        format!("must have at most {max} items"),
+                    ));
                 }
             }
             if let Some(item_schema) = schema.get("items") {
@@ -184,12 +223,21 @@ fn walk(schema: &Value, v: &Value, path: &str, out: &mut SchemaCheck) {
             let len = s.chars().count() as u64;
             if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
                 if len > max {
-                    out.errors.push(FieldError::new(FieldErrorType::TooLong, path, Some(v), format!("may not be more than {max} bytes")));
+                    out.errors.push(FieldError::new(
+                        FieldErrorType::TooLong,
+                        path,
+                        Some(v),
+                        format!("may not be more than {max} bytes"),
+                    ));
                 }
             }
             if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
                 if len < min {
-                    out.errors.push(FieldError::invalid(path, v, format!("{path} in body should be at least {min} chars long")));
+                    out.errors.push(FieldError::invalid(
+                        path,
+                        v,
+                        format!("{path} in body should be at least {min} chars long"),
+                    ));
                 }
             }
         }
@@ -197,12 +245,20 @@ fn walk(schema: &Value, v: &Value, path: &str, out: &mut SchemaCheck) {
             let x = n.as_f64().unwrap_or_default();
             if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
                 if x > max {
-                    out.errors.push(FieldError::invalid(path, v, format!("{path} in body should be less than or equal to {max}")));
+                    out.errors.push(FieldError::invalid(
+                        path,
+                        v,
+                        format!("{path} in body should be less than or equal to {max}"),
+                    ));
                 }
             }
             if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
                 if x < min {
-                    out.errors.push(FieldError::invalid(path, v, format!("{path} in body should be greater than or equal to {min}")));
+                    out.errors.push(FieldError::invalid(
+                        path,
+                        v,
+                        format!("{path} in body should be greater than or equal to {min}"),
+                    ));
                 }
             }
         }
@@ -246,6 +302,9 @@ mod tests {
         let c = check(&schema(), &json!({"spec": {"msg": "abc", "tags": ["x"]}}));
         assert!(c.unknown.is_empty() && c.errors.is_empty(), "{c:?}");
         let c = check(&schema(), &json!({"spec": {"msg": "abcd"}}));
-        assert_eq!(c.errors[0].message(), "spec.msg: Too long: may not be more than 3 bytes");
+        assert_eq!(
+            c.errors[0].message(),
+            "spec.msg: Too long: may not be more than 3 bytes"
+        );
     }
 }

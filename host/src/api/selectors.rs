@@ -51,7 +51,9 @@ fn is_qualified_name(key: &str) -> bool {
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     name_ok && prefix.is_none_or(crate::plugin::is_dns_subdomain)
 }
 
@@ -61,7 +63,8 @@ pub fn is_label_value(v: &str) -> bool {
         || (v.len() <= 63
             && v.starts_with(|c: char| c.is_ascii_alphanumeric())
             && v.ends_with(|c: char| c.is_ascii_alphanumeric())
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
 }
 
 /// A label key: a qualified name with an optional DNS-subdomain prefix.
@@ -79,23 +82,46 @@ impl LabelSelector {
             let part = part.trim();
             let err = |why: &str| format!("unable to parse requirement: {part:?}: {why}");
             let r = if let Some(key) = part.strip_prefix('!') {
-                Requirement { key: key.trim().into(), op: Op::NotExists }
+                Requirement {
+                    key: key.trim().into(),
+                    op: Op::NotExists,
+                }
             } else if let Some((k, rest)) = split_word(part, " notin ") {
-                Requirement { key: k.into(), op: Op::NotIn(parse_set(rest).ok_or_else(|| err("expected a (value, ...) set"))?) }
+                Requirement {
+                    key: k.into(),
+                    op: Op::NotIn(
+                        parse_set(rest).ok_or_else(|| err("expected a (value, ...) set"))?,
+                    ),
+                }
             } else if let Some((k, rest)) = split_word(part, " in ") {
-                Requirement { key: k.into(), op: Op::In(parse_set(rest).ok_or_else(|| err("expected a (value, ...) set"))?) }
+                Requirement {
+                    key: k.into(),
+                    op: Op::In(parse_set(rest).ok_or_else(|| err("expected a (value, ...) set"))?),
+                }
             } else if let Some((k, v)) = part.split_once("!=") {
-                Requirement { key: k.trim().into(), op: Op::NotEquals(v.trim().into()) }
+                Requirement {
+                    key: k.trim().into(),
+                    op: Op::NotEquals(v.trim().into()),
+                }
             } else if let Some((k, v)) = part.split_once("==") {
-                Requirement { key: k.trim().into(), op: Op::Equals(v.trim().into()) }
+                Requirement {
+                    key: k.trim().into(),
+                    op: Op::Equals(v.trim().into()),
+                }
             } else if let Some((k, v)) = part.split_once('=') {
-                Requirement { key: k.trim().into(), op: Op::Equals(v.trim().into()) }
+                Requirement {
+                    key: k.trim().into(),
+                    op: Op::Equals(v.trim().into()),
+                }
             } else if let Some((k, v)) = part.split_once('>') {
                 Requirement { key: k.trim().into(), op: Op::Gt(v.trim().parse().map_err(|_| err("for 'gt', 'lt' operators, exactly one value is required and it must be an integer"))?) }
             } else if let Some((k, v)) = part.split_once('<') {
                 Requirement { key: k.trim().into(), op: Op::Lt(v.trim().parse().map_err(|_| err("for 'gt', 'lt' operators, exactly one value is required and it must be an integer"))?) }
             } else {
-                Requirement { key: part.into(), op: Op::Exists }
+                Requirement {
+                    key: part.into(),
+                    op: Op::Exists,
+                }
             };
             if !is_qualified_name(&r.key) {
                 return Err(err(&format!("invalid label key {:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character", r.key)));
@@ -124,8 +150,12 @@ impl LabelSelector {
                 Op::NotEquals(x) => v != Some(x.as_str()),
                 Op::In(xs) => v.is_some_and(|v| xs.iter().any(|x| x == v)),
                 Op::NotIn(xs) => v.is_none_or(|v| !xs.iter().any(|x| x == v)),
-                Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
-                Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
+                Op::Gt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|v| v > *n),
+                Op::Lt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|v| v < *n),
             }
         })
     }
@@ -165,7 +195,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("invalid selector: '{s}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                ));
             };
             let field = field.trim();
             if !allowed.iter().any(|a| a == field) {
@@ -210,13 +242,27 @@ mod tests {
     fn full_label_syntax() {
         let l = labels(json!({"app": "web", "tier": "front", "n": "5"}));
         for (sel, want) in [
-            ("app=web", true), ("app==web", true), ("app!=web", false), ("app", true),
-            ("!app", false), ("!missing", true), ("app in (web, db)", true),
-            ("app notin (web,db)", false), ("tier in (back)", false), ("n>3", true),
-            ("n<3", false), ("app=web,tier=front", true), ("app=web, tier notin (front)", false),
-            ("example.com/x", false), ("", true),
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app", true),
+            ("!app", false),
+            ("!missing", true),
+            ("app in (web, db)", true),
+            ("app notin (web,db)", false),
+            ("tier in (back)", false),
+            ("n>3", true),
+            ("n<3", false),
+            ("app=web,tier=front", true),
+            ("app=web, tier notin (front)", false),
+            ("example.com/x", false),
+            ("", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(Some(&l)), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(Some(&l)),
+                want,
+                "{sel}"
+            );
         }
     }
 
@@ -232,8 +278,12 @@ mod tests {
     fn field_selectors() {
         let allowed = vec!["metadata.name".to_string(), "spec.image".to_string()];
         let obj = json!({"metadata": {"name": "a"}, "spec": {"image": "busybox"}});
-        assert!(FieldSelector::parse("metadata.name=a", &allowed).unwrap().matches(&obj));
-        assert!(!FieldSelector::parse("spec.image!=busybox", &allowed).unwrap().matches(&obj));
+        assert!(FieldSelector::parse("metadata.name=a", &allowed)
+            .unwrap()
+            .matches(&obj));
+        assert!(!FieldSelector::parse("spec.image!=busybox", &allowed)
+            .unwrap()
+            .matches(&obj));
         assert_eq!(
             FieldSelector::parse("spec.other=x", &allowed).unwrap_err(),
             "field label not supported: spec.other"

@@ -52,26 +52,41 @@ impl ApiError {
     }
 
     pub fn not_found(r: &ResourceInfo, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} {name:?} not found", r.qualified_plural()))
-            .with_details(resource_details(r, name))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} {name:?} not found", r.qualified_plural()),
+        )
+        .with_details(resource_details(r, name))
     }
 
     /// 404 for a path that names no resource: kube-apiserver's bare wording.
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
-            .with_details(json!({}))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(json!({}))
     }
 
     pub fn already_exists(r: &ResourceInfo, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} {name:?} already exists", r.qualified_plural()))
-            .with_details(resource_details(r, name))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} {name:?} already exists", r.qualified_plural()),
+        )
+        .with_details(resource_details(r, name))
     }
 
     pub fn conflict(r: &ResourceInfo, name: &str, why: &str) -> Self {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} {name:?}: {why}", r.qualified_plural()),
+            format!(
+                "Operation cannot be fulfilled on {} {name:?}: {why}",
+                r.qualified_plural()
+            ),
         )
         .with_details(resource_details(r, name))
     }
@@ -88,7 +103,12 @@ impl ApiError {
         Self::new(
             422,
             "Invalid",
-            format!("{}.{} {name:?} is invalid: {}", r.kind, r.group, aggregate(errors)),
+            format!(
+                "{}.{} {name:?} is invalid: {}",
+                r.kind,
+                r.group,
+                aggregate(errors)
+            ),
         )
         .with_details(json!({
             "name": name, "group": r.group, "kind": r.kind,
@@ -97,8 +117,12 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(verb: &str, what: &str) -> Self {
-        Self::new(405, "MethodNotAllowed", format!("{verb} is not supported on resources of kind {what:?}"))
-            .with_details(json!({}))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("{verb} is not supported on resources of kind {what:?}"),
+        )
+        .with_details(json!({}))
     }
 
     pub fn not_acceptable(accept: &str) -> Self {
@@ -122,7 +146,11 @@ impl ApiError {
     }
 
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
 
     pub fn expired(message: impl Into<String>) -> Self {
@@ -131,8 +159,12 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         let message = message.into();
-        Self::new(500, "InternalError", format!("Internal error occurred: {message}"))
-            .with_details(json!({"causes": [{"message": message}]}))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {message}"),
+        )
+        .with_details(json!({"causes": [{"message": message}]}))
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -184,8 +216,10 @@ impl IntoResponse for ApiError {
         let body = self.to_status().to_string();
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (code, body).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         resp
     }
 }

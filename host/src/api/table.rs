@@ -27,7 +27,10 @@ impl IncludeObject {
 }
 
 fn has_age_column(version: &VersionInfo) -> bool {
-    version.printer_columns.iter().any(|c| c.name.eq_ignore_ascii_case("age"))
+    version
+        .printer_columns
+        .iter()
+        .any(|c| c.name.eq_ignore_ascii_case("age"))
 }
 
 /// The column definitions for a version.
@@ -63,11 +66,19 @@ pub fn row(version: &VersionInfo, obj: &Value, cells: &[Cell], include: IncludeO
     let meta = &obj["metadata"];
     let mut out = vec![meta["name"].clone()];
     for (i, c) in version.printer_columns.iter().enumerate() {
-        out.push(cells.get(i).map(|cell| cell_json(cell, &c.type_)).unwrap_or(Value::Null));
+        out.push(
+            cells
+                .get(i)
+                .map(|cell| cell_json(cell, &c.type_))
+                .unwrap_or(Value::Null),
+        );
     }
     if !has_age_column(version) {
         out.push(Value::String(
-            meta["creationTimestamp"].as_str().map(age_of).unwrap_or_else(|| "<unknown>".into()),
+            meta["creationTimestamp"]
+                .as_str()
+                .map(age_of)
+                .unwrap_or_else(|| "<unknown>".into()),
         ));
     }
     let mut r = json!({"cells": out});
@@ -105,27 +116,43 @@ pub fn human_duration(seconds: i64) -> String {
     }
     let minutes = s / 60;
     if minutes < 10 {
-        return if s % 60 == 0 { format!("{minutes}m") } else { format!("{minutes}m{}s", s % 60) };
+        return if s % 60 == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{}s", s % 60)
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
     }
     let hours = s / 3600;
     if hours < 8 {
-        return if minutes % 60 == 0 { format!("{hours}h") } else { format!("{hours}h{}m", minutes % 60) };
+        return if minutes % 60 == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{}m", minutes % 60)
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
-        return if hours % 24 == 0 { format!("{}d", hours / 24) } else { format!("{}d{}h", hours / 24, hours % 24) };
+        return if hours % 24 == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{}h", hours / 24, hours % 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        return if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{dy}d", hours / 24 / 365) };
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
     }
     format!("{}y", hours / 24 / 365)
 }

@@ -8,7 +8,15 @@ use std::cmp::Ordering;
 
 use crate::plugin::{PluginCatalog, ResourceInfo, Scope};
 
-const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update"];
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// kube's version priority: GA before beta before alpha, higher numbers first, then
@@ -149,7 +157,9 @@ impl Documents {
                     json!({"kind": "APIResourceList", "apiVersion": "v1",
                            "groupVersion": format!("{group}/{v}"), "resources": resources}),
                 );
-                agg_versions.push(json!({"version": v, "resources": agg_resources, "freshness": "Current"}));
+                agg_versions.push(
+                    json!({"version": v, "resources": agg_resources, "freshness": "Current"}),
+                );
                 for (n, s) in meta_schemas() {
                     schemas.insert(n, s);
                 }
@@ -212,15 +222,20 @@ fn resource_paths(r: &ResourceInfo, version: &str) -> Map<String, Value> {
         query("continue", "The continue option should be set when retrieving more results from the server."),
         query("resourceVersion", "resourceVersion sets a constraint on what resource versions a request may be served from."),
     ];
-    let op = |action: &str, id: &str, schema: &Value, params: &Vec<Value>, ok: &str| json!({
-        "operationId": format!("{id}{}{}", r.kind, version), "tags": [format!("{}_{version}", r.group)],
-        "parameters": params,
-        "responses": {ok: {"description": "OK", "content": {"application/json": {"schema": schema}, "application/yaml": {"schema": schema}}}},
-        "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
-    });
+    let op = |action: &str, id: &str, schema: &Value, params: &Vec<Value>, ok: &str| {
+        json!({
+            "operationId": format!("{id}{}{}", r.kind, version), "tags": [format!("{}_{version}", r.group)],
+            "parameters": params,
+            "responses": {ok: {"description": "OK", "content": {"application/json": {"schema": schema}, "application/yaml": {"schema": schema}}}},
+            "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
+        })
+    };
     let body = |schema: &Value| json!({"content": {"*/*": {"schema": schema}}, "required": true});
     let base = match r.scope {
-        Scope::Namespaced => format!("/apis/{}/{version}/namespaces/{{namespace}}/{}", r.group, r.plural),
+        Scope::Namespaced => format!(
+            "/apis/{}/{version}/namespaces/{{namespace}}/{}",
+            r.group, r.plural
+        ),
         Scope::Cluster => format!("/apis/{}/{version}/{}", r.group, r.plural),
     };
     let mut path_params = vec![];
@@ -235,7 +250,9 @@ fn resource_paths(r: &ResourceInfo, version: &str) -> Map<String, Value> {
     });
     collection["post"]["requestBody"] = body(&obj_ref);
     let mut item_params = path_params.clone();
-    item_params.push(json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}));
+    item_params.push(
+        json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}),
+    );
     let patch_body = json!({"content": {"application/json-patch+json": {"schema": {"type": "object"}}, "application/merge-patch+json": {"schema": {"type": "object"}}}, "required": true});
     let item = |prefix: &str| {
         let mut i = json!({
@@ -249,7 +266,16 @@ fn resource_paths(r: &ResourceInfo, version: &str) -> Map<String, Value> {
         i
     };
     let mut main = item("");
-    main["delete"] = op("delete", "delete", &obj_ref, &vec![query("dryRun", "When present, indicates that modifications should not be persisted.")], "200");
+    main["delete"] = op(
+        "delete",
+        "delete",
+        &obj_ref,
+        &vec![query(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted.",
+        )],
+        "200",
+    );
     let mut paths = Map::new();
     paths.insert(base.clone(), collection);
     paths.insert(format!("{base}/{{name}}"), main);
@@ -271,7 +297,8 @@ fn definition_name(group: &str, version: &str, kind: &str) -> String {
     format!("{}.{version}.{kind}", rev.join("."))
 }
 
-const OBJECT_META_REF: &str = "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+const OBJECT_META_REF: &str =
+    "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 const LIST_META_REF: &str = "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 
 fn object_schema(r: &ResourceInfo, version: &str, schema: &Value) -> (String, Value) {
@@ -284,12 +311,16 @@ fn object_schema(r: &ResourceInfo, version: &str, schema: &Value) -> (String, Va
     props.entry("kind").or_insert(json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"}));
     props.insert("metadata".into(), json!({"allOf": [{"$ref": OBJECT_META_REF}], "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"}));
     s["type"] = json!("object");
-    s["x-kubernetes-group-version-kind"] = json!([{"group": r.group, "version": version, "kind": r.kind}]);
+    s["x-kubernetes-group-version-kind"] =
+        json!([{"group": r.group, "version": version, "kind": r.kind}]);
     (definition_name(&r.group, version, &r.kind), s)
 }
 
 fn list_schema(r: &ResourceInfo, version: &str) -> (String, Value) {
-    let item_ref = format!("#/components/schemas/{}", definition_name(&r.group, version, &r.kind));
+    let item_ref = format!(
+        "#/components/schemas/{}",
+        definition_name(&r.group, version, &r.kind)
+    );
     let s = json!({
         "type": "object", "required": ["items"],
         "description": format!("{} is a list of {}", r.list_kind, r.kind),
@@ -308,36 +339,42 @@ fn meta_schemas() -> Vec<(String, Value)> {
     let string = |d: &str| json!({"type": "string", "description": d});
     let map = |d: &str| json!({"type": "object", "additionalProperties": {"type": "string", "default": ""}, "description": d});
     vec![
-        ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".into(), json!({
-            "type": "object",
-            "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
-            "properties": {
-                "name": string("Name must be unique within a namespace."),
-                "generateName": string("GenerateName is an optional prefix, used by the server, to generate a unique name ONLY IF the Name field has not been provided."),
-                "namespace": string("Namespace defines the space within which each name must be unique."),
-                "uid": string("UID is the unique in time and space value for this object. Populated by the system. Read-only."),
-                "resourceVersion": string("An opaque value that represents the internal version of this object. Populated by the system. Read-only."),
-                "generation": {"type": "integer", "format": "int64", "description": "A sequence number representing a specific generation of the desired state. Populated by the system. Read-only."},
-                "creationTimestamp": {"type": "string", "format": "date-time", "description": "CreationTimestamp is a timestamp representing the server time when this object was created."},
-                "deletionTimestamp": {"type": "string", "format": "date-time", "description": "DeletionTimestamp is RFC 3339 date and time at which this resource will be deleted."},
-                "deletionGracePeriodSeconds": {"type": "integer", "format": "int64"},
-                "labels": map("Map of string keys and values that can be used to organize and categorize (scope and select) objects."),
-                "annotations": map("Annotations is an unstructured key value map stored with a resource that may be set by external tools to store and retrieve arbitrary metadata."),
-                "finalizers": {"type": "array", "items": {"type": "string", "default": ""}, "description": "Must be empty before the object is deleted from the registry."},
-                "ownerReferences": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-                "managedFields": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-            },
-        })),
-        ("io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta".into(), json!({
-            "type": "object",
-            "description": "ListMeta describes metadata that synthetic resources must have, including lists and various status objects.",
-            "properties": {
-                "continue": string("continue may be set if the user set a limit on the number of items returned."),
-                "remainingItemCount": {"type": "integer", "format": "int64"},
-                "resourceVersion": string("String that identifies the server's internal version of this object."),
-                "selfLink": string("Deprecated."),
-            },
-        })),
+        (
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".into(),
+            json!({
+                "type": "object",
+                "description": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
+                "properties": {
+                    "name": string("Name must be unique within a namespace."),
+                    "generateName": string("GenerateName is an optional prefix, used by the server, to generate a unique name ONLY IF the Name field has not been provided."),
+                    "namespace": string("Namespace defines the space within which each name must be unique."),
+                    "uid": string("UID is the unique in time and space value for this object. Populated by the system. Read-only."),
+                    "resourceVersion": string("An opaque value that represents the internal version of this object. Populated by the system. Read-only."),
+                    "generation": {"type": "integer", "format": "int64", "description": "A sequence number representing a specific generation of the desired state. Populated by the system. Read-only."},
+                    "creationTimestamp": {"type": "string", "format": "date-time", "description": "CreationTimestamp is a timestamp representing the server time when this object was created."},
+                    "deletionTimestamp": {"type": "string", "format": "date-time", "description": "DeletionTimestamp is RFC 3339 date and time at which this resource will be deleted."},
+                    "deletionGracePeriodSeconds": {"type": "integer", "format": "int64"},
+                    "labels": map("Map of string keys and values that can be used to organize and categorize (scope and select) objects."),
+                    "annotations": map("Annotations is an unstructured key value map stored with a resource that may be set by external tools to store and retrieve arbitrary metadata."),
+                    "finalizers": {"type": "array", "items": {"type": "string", "default": ""}, "description": "Must be empty before the object is deleted from the registry."},
+                    "ownerReferences": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                    "managedFields": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                },
+            }),
+        ),
+        (
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta".into(),
+            json!({
+                "type": "object",
+                "description": "ListMeta describes metadata that synthetic resources must have, including lists and various status objects.",
+                "properties": {
+                    "continue": string("continue may be set if the user set a limit on the number of items returned."),
+                    "remainingItemCount": {"type": "integer", "format": "int64"},
+                    "resourceVersion": string("String that identifies the server's internal version of this object."),
+                    "selfLink": string("Deprecated."),
+                },
+            }),
+        ),
     ]
 }
 
@@ -348,7 +385,10 @@ fn to_v2_refs(v: Value) -> Value {
             m.into_iter()
                 .filter(|(k, _)| k != "nullable")
                 .map(|(k, v)| match (k.as_str(), v) {
-                    ("$ref", Value::String(s)) => (k, Value::String(s.replace("#/components/schemas/", "#/definitions/"))),
+                    ("$ref", Value::String(s)) => (
+                        k,
+                        Value::String(s.replace("#/components/schemas/", "#/definitions/")),
+                    ),
                     (_, v) => (k, to_v2_refs(v)),
                 })
                 .collect(),
@@ -364,8 +404,29 @@ mod tests {
 
     #[test]
     fn versions_sort_as_kube_sorts_them() {
-        let mut v = vec!["v1alpha1", "v2beta1", "v1", "v11alpha2", "foo", "v2", "v1beta2", "v10beta3"];
+        let mut v = vec![
+            "v1alpha1",
+            "v2beta1",
+            "v1",
+            "v11alpha2",
+            "foo",
+            "v2",
+            "v1beta2",
+            "v10beta3",
+        ];
         v.sort_by(|a, b| compare_versions(a, b));
-        assert_eq!(v, ["v2", "v1", "v10beta3", "v2beta1", "v1beta2", "v11alpha2", "v1alpha1", "foo"]);
+        assert_eq!(
+            v,
+            [
+                "v2",
+                "v1",
+                "v10beta3",
+                "v2beta1",
+                "v1beta2",
+                "v11alpha2",
+                "v1alpha1",
+                "foo"
+            ]
+        );
     }
 }

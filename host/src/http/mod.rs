@@ -39,7 +39,10 @@ impl AppState {
     pub fn new(registry: Arc<Registry>) -> Arc<Self> {
         let catalog = registry.plugins.snapshot();
         let docs = Arc::new(Documents::build(&catalog));
-        Arc::new(AppState { registry, docs: RwLock::new((catalog, docs)) })
+        Arc::new(AppState {
+            registry,
+            docs: RwLock::new((catalog, docs)),
+        })
     }
 
     /// The documents for the current catalog (rebuilt once per catalog change).
@@ -83,26 +86,38 @@ fn json_response(code: StatusCode, output: Output, body: &Value) -> Response {
         _ => body.to_string(),
     };
     let mut r = (code, text).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(output.content_type()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(output.content_type()),
+    );
     r
 }
 
 fn with_etag(headers: &HeaderMap, etag: &str, output: Output, body: &Value) -> Response {
     let quoted = format!("\"{etag}\"");
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(quoted.as_str()) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(quoted.as_str())
+    {
         return StatusCode::NOT_MODIFIED.into_response();
     }
     let mut r = json_response(StatusCode::OK, output, body);
-    r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&quoted).expect("hex"));
+    r.headers_mut()
+        .insert(header::ETAG, HeaderValue::from_str(&quoted).expect("hex"));
     r
 }
 
 async fn version() -> Response {
-    json_response(StatusCode::OK, Output::Json, &json!({
-        "major": "1", "minor": "32", "gitVersion": concat!("v", env!("CARGO_PKG_VERSION"), "-wasm-apiserver"),
-        "gitCommit": "", "gitTreeState": "clean", "buildDate": "", "goVersion": "",
-        "compiler": "rustc", "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
-    }))
+    json_response(
+        StatusCode::OK,
+        Output::Json,
+        &json!({
+            "major": "1", "minor": "32", "gitVersion": concat!("v", env!("CARGO_PKG_VERSION"), "-wasm-apiserver"),
+            "gitCommit": "", "gitTreeState": "clean", "buildDate": "", "goVersion": "",
+            "compiler": "rustc", "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+        }),
+    )
 }
 
 async fn health() -> &'static str {
@@ -113,7 +128,11 @@ async fn health_check(Path(check): Path<String>) -> Response {
     if check == "ping" {
         "ok".into_response()
     } else {
-        (StatusCode::NOT_FOUND, format!("no such health check {check:?}")).into_response()
+        (
+            StatusCode::NOT_FOUND,
+            format!("no such health check {check:?}"),
+        )
+            .into_response()
     }
 }
 
@@ -121,24 +140,53 @@ async fn health_check(Path(check): Path<String>) -> Response {
 /// `plugins` line with `?verbose` but do not make the server unready: the other
 /// plugins still serve.
 async fn readiness(state: &AppState) -> Vec<(&'static str, Result<String, String>)> {
-    let storage = state.registry.storage.check().await.map(|_| String::new()).map_err(|e| e.to_string());
+    let storage = state
+        .registry
+        .storage
+        .check()
+        .await
+        .map(|_| String::new())
+        .map_err(|e| e.to_string());
     let catalog = state.registry.plugins.snapshot();
     let plugins = if catalog.errors.is_empty() {
         Ok(String::new())
     } else {
         let errs: Vec<String> = catalog.errors.iter().map(|e| e.to_string()).collect();
-        Ok(format!(" ({} failed to load: {})", errs.len(), errs.join("; ")))
+        Ok(format!(
+            " ({} failed to load: {})",
+            errs.len(),
+            errs.join("; ")
+        ))
     };
-    vec![("ping", Ok(String::new())), ("storage", storage), ("plugins", plugins)]
+    vec![
+        ("ping", Ok(String::new())),
+        ("storage", storage),
+        ("plugins", plugins),
+    ]
 }
 
 async fn ready(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
     let checks = readiness(&state).await;
     let ok = checks.iter().all(|(_, r)| r.is_ok());
-    let verbose = q.is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")));
-    let code = if ok { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+    let verbose = q.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
     if !verbose {
-        return (code, if ok { "ok".to_string() } else { "readyz check failed".to_string() }).into_response();
+        return (
+            code,
+            if ok {
+                "ok".to_string()
+            } else {
+                "readyz check failed".to_string()
+            },
+        )
+            .into_response();
     }
     let mut out = String::new();
     for (name, r) in &checks {
@@ -147,15 +195,31 @@ async fn ready(State(state): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Res
             Err(e) => out.push_str(&format!("[-]{name} failed: {e}\n")),
         }
     }
-    out.push_str(if ok { "readyz check passed\n" } else { "readyz check failed\n" });
+    out.push_str(if ok {
+        "readyz check passed\n"
+    } else {
+        "readyz check failed\n"
+    });
     (code, out).into_response()
 }
 
 async fn ready_check(State(state): State<Arc<AppState>>, Path(check): Path<String>) -> Response {
-    match readiness(&state).await.into_iter().find(|(n, _)| *n == check) {
+    match readiness(&state)
+        .await
+        .into_iter()
+        .find(|(n, _)| *n == check)
+    {
         Some((_, Ok(_))) => "ok".into_response(),
-        Some((_, Err(e))) => (StatusCode::INTERNAL_SERVER_ERROR, format!("[-]{check} failed: {e}")).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no such readiness check {check:?}")).into_response(),
+        Some((_, Err(e))) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("[-]{check} failed: {e}"),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no such readiness check {check:?}"),
+        )
+            .into_response(),
     }
 }
 
@@ -166,7 +230,11 @@ async fn legacy_api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
             let docs = state.documents();
             json_response(StatusCode::OK, Output::Discovery, &docs.aggregated_legacy)
         }
-        Ok(out) => json_response(StatusCode::OK, out, &json!({"kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": []})),
+        Ok(out) => json_response(
+            StatusCode::OK,
+            out,
+            &json!({"kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": []}),
+        ),
         Err(e) => e.into_response(),
     }
 }
@@ -174,7 +242,12 @@ async fn legacy_api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
 async fn apis_root(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let docs = state.documents();
     match negotiate::choose(&headers, false, true) {
-        Ok(Output::Discovery) => with_etag(&headers, &docs.aggregated_etag, Output::Discovery, &docs.aggregated),
+        Ok(Output::Discovery) => with_etag(
+            &headers,
+            &docs.aggregated_etag,
+            Output::Discovery,
+            &docs.aggregated,
+        ),
         Ok(out) => json_response(StatusCode::OK, out, &docs.group_list),
         Err(e) => e.into_response(),
     }
@@ -182,7 +255,12 @@ async fn apis_root(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
 
 async fn openapi_v2(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let docs = state.documents();
-    with_etag(&headers, &docs.openapi_v2_etag, Output::Json, &docs.openapi_v2)
+    with_etag(
+        &headers,
+        &docs.openapi_v2_etag,
+        Output::Json,
+        &docs.openapi_v2,
+    )
 }
 
 async fn openapi_v3_index(State(state): State<Arc<AppState>>) -> Response {
@@ -190,12 +268,22 @@ async fn openapi_v3_index(State(state): State<Arc<AppState>>) -> Response {
     let paths: serde_json::Map<String, Value> = docs
         .openapi_v3
         .iter()
-        .map(|(gv, _, hash)| (format!("apis/{gv}"), json!({"serverRelativeURL": format!("/openapi/v3/apis/{gv}?hash={hash}")})))
+        .map(|(gv, _, hash)| {
+            (
+                format!("apis/{gv}"),
+                json!({"serverRelativeURL": format!("/openapi/v3/apis/{gv}?hash={hash}")}),
+            )
+        })
         .collect();
     json_response(StatusCode::OK, Output::Json, &json!({"paths": paths}))
 }
 
-async fn openapi_v3_doc(State(state): State<Arc<AppState>>, Path((group, version)): Path<(String, String)>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+async fn openapi_v3_doc(
+    State(state): State<Arc<AppState>>,
+    Path((group, version)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let docs = state.documents();
     let gv = format!("{group}/{version}");
     let Some((_, doc, hash)) = docs.openapi_v3.iter().find(|(g, _, _)| *g == gv) else {
@@ -206,17 +294,27 @@ async fn openapi_v3_doc(State(state): State<Arc<AppState>>, Path((group, version
         // An old hash: send the client to the current document, as kube-apiserver does.
         Some(h) if h != *hash => {
             let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
-            r.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&format!("/openapi/v3/apis/{gv}?hash={hash}")).expect("ascii"));
+            r.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_str(&format!("/openapi/v3/apis/{gv}?hash={hash}"))
+                    .expect("ascii"),
+            );
             return r;
         }
         Some(_) => {
             let mut r = with_etag(&headers, hash, Output::Json, doc);
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, immutable"),
+            );
             r
         }
         None => with_etag(&headers, hash, Output::Json, doc),
     };
-    r.headers_mut().insert(header::EXPIRES, HeaderValue::from_static("Thu, 31 Dec 2099 23:59:59 GMT"));
+    r.headers_mut().insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Thu, 31 Dec 2099 23:59:59 GMT"),
+    );
     r
 }
 
@@ -228,7 +326,12 @@ fn query_map(q: Option<&str>) -> HashMap<String, String> {
 }
 
 /// Everything under `/apis/`: group and version discovery, then resources.
-async fn apis(State(state): State<Arc<AppState>>, Path(rest): Path<String>, RawQuery(q): RawQuery, req: Request) -> Response {
+async fn apis(
+    State(state): State<Arc<AppState>>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> Response {
     match serve_apis(&state, &rest, q.as_deref(), req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -260,11 +363,27 @@ fn parse_path<'a>(segs: &[&'a str]) -> Option<ResourcePath<'a>> {
         [p, n, s] => (*p, Some(*n), Some(*s)),
         _ => return None,
     };
-    Some(ResourcePath { group, version, namespace, plural, name, subresource })
+    Some(ResourcePath {
+        group,
+        version,
+        namespace,
+        plural,
+        name,
+        subresource,
+    })
 }
 
-async fn serve_apis(state: &AppState, rest: &str, q: Option<&str>, req: Request) -> ApiResult<Response> {
-    let segs: Vec<&str> = rest.trim_end_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+async fn serve_apis(
+    state: &AppState,
+    rest: &str,
+    q: Option<&str>,
+    req: Request,
+) -> ApiResult<Response> {
+    let segs: Vec<&str> = rest
+        .trim_end_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let method = req.method().clone();
     let headers = req.headers().clone();
     if segs.len() <= 2 {
@@ -278,13 +397,21 @@ async fn serve_apis(state: &AppState, rest: &str, q: Option<&str>, req: Request)
             [g, v] => docs.resource_lists.get(&format!("{g}/{v}")),
             _ => Some(&docs.group_list),
         };
-        return doc.map(|d| json_response(StatusCode::OK, out, d)).ok_or_else(ApiError::path_not_found);
+        return doc
+            .map(|d| json_response(StatusCode::OK, out, d))
+            .ok_or_else(ApiError::path_not_found);
     }
     let path = parse_path(&segs).ok_or_else(ApiError::path_not_found)?;
     let catalog = state.registry.plugins.snapshot();
-    let plugin = catalog.find(path.group, path.plural).ok_or_else(ApiError::path_not_found)?.clone();
+    let plugin = catalog
+        .find(path.group, path.plural)
+        .ok_or_else(ApiError::path_not_found)?
+        .clone();
     let r = &plugin.resource;
-    let version = r.served_version(path.version).ok_or_else(ApiError::path_not_found)?.clone();
+    let version = r
+        .served_version(path.version)
+        .ok_or_else(ApiError::path_not_found)?
+        .clone();
     if path.namespace.is_some() && !r.namespaced() {
         return Err(ApiError::path_not_found());
     }
@@ -316,15 +443,29 @@ async fn serve_apis(state: &AppState, rest: &str, q: Option<&str>, req: Request)
                 list_meta["continue"] = json!(c);
             }
             if out == Output::Table {
-                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str)).map_err(ApiError::bad_request)?;
+                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
+                    .map_err(ApiError::bad_request)?;
                 let cells = registry.print(&target, &list.items)?;
-                let rows = list.items.iter().zip(&cells).map(|(o, c)| table::row(&version, o, c, include)).collect();
-                json_response(StatusCode::OK, out, &table::table(&version, rows, list_meta))
+                let rows = list
+                    .items
+                    .iter()
+                    .zip(&cells)
+                    .map(|(o, c)| table::row(&version, o, c, include))
+                    .collect();
+                json_response(
+                    StatusCode::OK,
+                    out,
+                    &table::table(&version, rows, list_meta),
+                )
             } else {
-                json_response(StatusCode::OK, out, &json!({
-                    "apiVersion": format!("{}/{}", r.group, version.name), "kind": r.list_kind,
-                    "metadata": list_meta, "items": list.items,
-                }))
+                json_response(
+                    StatusCode::OK,
+                    out,
+                    &json!({
+                        "apiVersion": format!("{}/{}", r.group, version.name), "kind": r.list_kind,
+                        "metadata": list_meta, "items": list.items,
+                    }),
+                )
             }
         }
         (None, Method::POST) => {
@@ -340,20 +481,29 @@ async fn serve_apis(state: &AppState, rest: &str, q: Option<&str>, req: Request)
             let body = read_body(req).await?;
             let del = delete_options(&query, &body)?;
             let list = registry.delete_collection(&target, &opts, &del).await?;
-            json_response(StatusCode::OK, out, &json!({
-                "apiVersion": format!("{}/{}", r.group, version.name), "kind": r.list_kind,
-                "metadata": {"resourceVersion": list.resource_version.to_string()}, "items": list.items,
-            }))
+            json_response(
+                StatusCode::OK,
+                out,
+                &json!({
+                    "apiVersion": format!("{}/{}", r.group, version.name), "kind": r.list_kind,
+                    "metadata": {"resourceVersion": list.resource_version.to_string()}, "items": list.items,
+                }),
+            )
         }
         (Some(name), Method::GET) => {
             let out = negotiate::choose(&headers, true, false)?;
             let obj = registry.get(&target, name).await?;
             if out == Output::Table {
-                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str)).map_err(ApiError::bad_request)?;
+                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
+                    .map_err(ApiError::bad_request)?;
                 let cells = registry.print(&target, std::slice::from_ref(&obj))?;
                 let row = table::row(&version, &obj, &cells[0], include);
                 let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
-                json_response(StatusCode::OK, out, &table::table(&version, vec![row], meta))
+                json_response(
+                    StatusCode::OK,
+                    out,
+                    &table::table(&version, vec![row], meta),
+                )
             } else {
                 json_response(StatusCode::OK, out, &obj)
             }
@@ -361,7 +511,9 @@ async fn serve_apis(state: &AppState, rest: &str, q: Option<&str>, req: Request)
         (Some(name), Method::PUT) => {
             let out = negotiate::choose(&headers, false, false)?;
             let (body, opts) = write_input(&headers, &query, req).await?;
-            let outcome = registry.update(&target, name, body, path.subresource, &opts).await?;
+            let outcome = registry
+                .update(&target, name, body, path.subresource, &opts)
+                .await?;
             warnings.extend(outcome.warnings);
             json_response(StatusCode::OK, out, &outcome.object)
         }
@@ -371,11 +523,21 @@ async fn serve_apis(state: &AppState, rest: &str, q: Option<&str>, req: Request)
             let kind = match ct.as_str() {
                 "application/merge-patch+json" => PatchType::Merge,
                 "application/json-patch+json" => PatchType::Json,
-                _ => return Err(ApiError::unsupported_media_type(&ct, &["application/json-patch+json", "application/merge-patch+json"])),
+                _ => {
+                    return Err(ApiError::unsupported_media_type(
+                        &ct,
+                        &[
+                            "application/json-patch+json",
+                            "application/merge-patch+json",
+                        ],
+                    ))
+                }
             };
             let opts = write_options(&query)?;
             let body = read_body(req).await?;
-            let outcome = registry.patch(&target, name, kind, &body, path.subresource, &opts).await?;
+            let outcome = registry
+                .patch(&target, name, kind, &body, path.subresource, &opts)
+                .await?;
             warnings.extend(outcome.warnings);
             json_response(StatusCode::OK, out, &outcome.object)
         }
@@ -421,7 +583,11 @@ fn write_options(query: &HashMap<String, String>) -> ApiResult<WriteOptions> {
     let dry_run = match query.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("dryRun: Unsupported value: {other:?}: supported values: \"All\""))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+            )))
+        }
     };
     Ok(WriteOptions {
         dry_run,
@@ -431,30 +597,68 @@ fn write_options(query: &HashMap<String, String>) -> ApiResult<WriteOptions> {
 }
 
 /// Decode a create or update body (JSON or YAML).
-async fn write_input(headers: &HeaderMap, query: &HashMap<String, String>, req: Request) -> ApiResult<(Value, WriteOptions)> {
+async fn write_input(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    req: Request,
+) -> ApiResult<(Value, WriteOptions)> {
     let mut opts = write_options(query)?;
     let ct = negotiate::content_type(headers);
     let body = read_body(req).await?;
     let value = match ct.as_str() {
         "application/json" | "" => {
-            let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?;
+            let v: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?;
             opts.duplicate_fields = crate::api::duplicates::find(&body);
             v
         }
-        "application/yaml" => serde_yaml::from_slice(&body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
-        other => return Err(ApiError::unsupported_media_type(other, &["application/json", "application/yaml"])),
+        "application/yaml" => serde_yaml::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+        other => {
+            return Err(ApiError::unsupported_media_type(
+                other,
+                &["application/json", "application/yaml"],
+            ))
+        }
     };
     Ok((value, opts))
 }
 
-fn list_options(query: &HashMap<String, String>, r: &crate::plugin::ResourceInfo) -> ApiResult<ListOptions> {
-    let mut selectable = vec!["metadata.name".to_string(), "metadata.namespace".to_string()];
-    selectable.extend(r.selectable_fields.iter().map(|f| f.trim_start_matches('.').to_string()));
+fn list_options(
+    query: &HashMap<String, String>,
+    r: &crate::plugin::ResourceInfo,
+) -> ApiResult<ListOptions> {
+    let mut selectable = vec![
+        "metadata.name".to_string(),
+        "metadata.namespace".to_string(),
+    ];
+    selectable.extend(
+        r.selectable_fields
+            .iter()
+            .map(|f| f.trim_start_matches('.').to_string()),
+    );
     Ok(ListOptions {
-        labels: LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or_default()).map_err(ApiError::bad_request)?,
-        fields: FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or_default(), &selectable).map_err(ApiError::bad_request)?,
+        labels: LabelSelector::parse(
+            query
+                .get("labelSelector")
+                .map(String::as_str)
+                .unwrap_or_default(),
+        )
+        .map_err(ApiError::bad_request)?,
+        fields: FieldSelector::parse(
+            query
+                .get("fieldSelector")
+                .map(String::as_str)
+                .unwrap_or_default(),
+            &selectable,
+        )
+        .map_err(ApiError::bad_request)?,
         limit: match query.get("limit").filter(|l| !l.is_empty()) {
-            Some(l) => Some(l.parse().map_err(|_| ApiError::bad_request(format!("limit: Invalid value: {l:?}: must be a non-negative integer")))?),
+            Some(l) => Some(l.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "limit: Invalid value: {l:?}: must be a non-negative integer"
+                ))
+            })?),
             None => None,
         },
         continue_token: query.get("continue").cloned(),
@@ -464,15 +668,23 @@ fn list_options(query: &HashMap<String, String>, r: &crate::plugin::ResourceInfo
 }
 
 fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> ApiResult<DeleteOptions> {
-    let mut opts = DeleteOptions { dry_run: write_options(query)?.dry_run, ..Default::default() };
+    let mut opts = DeleteOptions {
+        dry_run: write_options(query)?.dry_run,
+        ..Default::default()
+    };
     if !body.is_empty() {
-        let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
-        if v["dryRun"].as_array().is_some_and(|a| a.iter().any(|d| d == "All")) {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
+        if v["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d == "All"))
+        {
             opts.dry_run = true;
         }
         opts.precondition_uid = v["preconditions"]["uid"].as_str().map(str::to_string);
-        opts.precondition_rv = v["preconditions"]["resourceVersion"].as_str().map(str::to_string);
+        opts.precondition_rv = v["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string);
     }
     Ok(opts)
 }
-

@@ -20,7 +20,9 @@ impl Output {
         match self {
             Output::Json | Output::Table => "application/json",
             Output::Yaml => "application/yaml",
-            Output::Discovery => "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            Output::Discovery => {
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+            }
         }
     }
 }
@@ -58,10 +60,15 @@ pub fn choose(headers: &HeaderMap, table: bool, discovery: bool) -> ApiResult<Ou
     }
     for m in parse_accept(accept) {
         let param = |k: &str| m.params.iter().find(|(pk, _)| *pk == k).map(|(_, v)| *v);
-        let json_like = matches!(m.essence.as_str(), "application/json" | "application/*" | "*/*");
+        let json_like = matches!(
+            m.essence.as_str(),
+            "application/json" | "application/*" | "*/*"
+        );
         match param("as") {
             Some("Table") if json_like && table => {
-                if param("g") == Some("meta.k8s.io") && matches!(param("v"), Some("v1") | Some("v1beta1")) {
+                if param("g") == Some("meta.k8s.io")
+                    && matches!(param("v"), Some("v1") | Some("v1beta1"))
+                {
                     return Ok(Output::Table);
                 }
             }
@@ -108,8 +115,23 @@ mod tests {
         assert_eq!(choose(&accept(table), true, false).unwrap(), Output::Table);
         assert_eq!(choose(&accept(table), false, false).unwrap(), Output::Json);
         let disc = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
-        assert_eq!(choose(&accept(disc), false, true).unwrap(), Output::Discovery);
-        assert_eq!(choose(&accept("application/yaml"), true, false).unwrap(), Output::Yaml);
-        assert_eq!(choose(&accept("application/vnd.kubernetes.protobuf").clone(), true, true).unwrap_err().code, 406);
+        assert_eq!(
+            choose(&accept(disc), false, true).unwrap(),
+            Output::Discovery
+        );
+        assert_eq!(
+            choose(&accept("application/yaml"), true, false).unwrap(),
+            Output::Yaml
+        );
+        assert_eq!(
+            choose(
+                &accept("application/vnd.kubernetes.protobuf").clone(),
+                true,
+                true
+            )
+            .unwrap_err()
+            .code,
+            406
+        );
     }
 }

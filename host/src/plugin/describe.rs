@@ -81,25 +81,38 @@ impl ResourceInfo {
             ));
         }
         if !is_kind(&r.kind) {
-            problems.push(format!("kind {:?} must be UpperCamelCase letters and digits", r.kind));
+            problems.push(format!(
+                "kind {:?} must be UpperCamelCase letters and digits",
+                r.kind
+            ));
         }
         if !is_kind(&r.list_kind) {
-            problems.push(format!("listKind {:?} must be UpperCamelCase letters and digits", r.list_kind));
+            problems.push(format!(
+                "listKind {:?} must be UpperCamelCase letters and digits",
+                r.list_kind
+            ));
         }
         for (what, name) in [("plural", &r.plural), ("singular", &r.singular)] {
             if !is_dns_label(name) {
-                problems.push(format!("{what} {name:?} must be a lowercase DNS-1035 label"));
+                problems.push(format!(
+                    "{what} {name:?} must be a lowercase DNS-1035 label"
+                ));
             }
         }
         for s in &r.short_names {
             if !is_dns_label(s) {
-                problems.push(format!("short name {s:?} must be a lowercase DNS-1035 label"));
+                problems.push(format!(
+                    "short name {s:?} must be a lowercase DNS-1035 label"
+                ));
             }
         }
         let mut versions = Vec::new();
         for v in &r.versions {
             if !is_dns_label(&v.name) {
-                problems.push(format!("version {:?} must be a lowercase DNS-1035 label", v.name));
+                problems.push(format!(
+                    "version {:?} must be a lowercase DNS-1035 label",
+                    v.name
+                ));
             }
             if r.versions.iter().filter(|o| o.name == v.name).count() > 1 {
                 problems.push(format!("version {:?} is declared more than once", v.name));
@@ -107,11 +120,17 @@ impl ResourceInfo {
             let schema = match serde_json::from_str::<Value>(&v.schema) {
                 Ok(s) if s.is_object() => s,
                 Ok(_) => {
-                    problems.push(format!("the schema of version {:?} is not a JSON object", v.name));
+                    problems.push(format!(
+                        "the schema of version {:?} is not a JSON object",
+                        v.name
+                    ));
                     Value::Null
                 }
                 Err(e) => {
-                    problems.push(format!("the schema of version {:?} is not JSON: {e}", v.name));
+                    problems.push(format!(
+                        "the schema of version {:?} is not JSON: {e}",
+                        v.name
+                    ));
                     Value::Null
                 }
             };
@@ -140,7 +159,9 @@ impl ResourceInfo {
         let storage_version = match storage.as_slice() {
             [one] => one.name.clone(),
             [] => {
-                problems.push("no version is marked as the storage version (exactly one must be)".into());
+                problems.push(
+                    "no version is marked as the storage version (exactly one must be)".into(),
+                );
                 String::new()
             }
             many => {
@@ -154,9 +175,18 @@ impl ResourceInfo {
         if !versions.iter().any(|v| v.served) {
             problems.push("no version is served".into());
         }
-        let preferred_version = r.preferred_version.clone().unwrap_or_else(|| storage_version.clone());
-        if r.preferred_version.is_some() && !versions.iter().any(|v| v.served && v.name == preferred_version) {
-            problems.push(format!("preferred version {preferred_version:?} is not a served version"));
+        let preferred_version = r
+            .preferred_version
+            .clone()
+            .unwrap_or_else(|| storage_version.clone());
+        if r.preferred_version.is_some()
+            && !versions
+                .iter()
+                .any(|v| v.served && v.name == preferred_version)
+        {
+            problems.push(format!(
+                "preferred version {preferred_version:?} is not a served version"
+            ));
         }
         if !problems.is_empty() {
             return Err(format!("invalid describe(): {}", problems.join("; ")));
@@ -187,7 +217,8 @@ pub fn is_dns_label(s: &str) -> bool {
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_lowercase())
         && !s.ends_with('-')
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// RFC 1123 subdomain: dot-separated RFC 1123 labels, ≤ 253.
@@ -199,7 +230,8 @@ pub fn is_dns_subdomain(s: &str) -> bool {
                 && l.len() <= 63
                 && l.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
                 && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         })
 }
 

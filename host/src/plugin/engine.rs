@@ -68,18 +68,19 @@ impl PluginEngine {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .memory_init_cow(true);
-        let engine = Engine::new(&config).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("creating the wasmtime engine")?;
 
         let mut linker = Linker::<CallState>::new(&engine);
         // WASI is linked only because Rust's wasm32-wasip2 std imports it; each call's
         // WasiCtx is empty (no dirs, env, args, sockets).
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
-        bindings::wasm_apiserver::plugin::host::add_to_linker::<_, HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(anyhow::Error::from)
-        .context("linking the host interface")?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI")?;
+        bindings::wasm_apiserver::plugin::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)
+            .context("linking the host interface")?;
 
         // Deadlines are counted in epoch ticks; one thread ticks for every engine clone.
         let weak = engine.weak();
@@ -127,7 +128,9 @@ impl PluginEngine {
             // this function from `precompile_component`.
             match unsafe { Component::deserialize(&self.engine, &cached) } {
                 Ok(c) => return Ok((c, true)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring a bad cache entry"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "ignoring a bad cache entry")
+                }
             }
         }
         let compiled = self.engine.precompile_component(bytes)?;

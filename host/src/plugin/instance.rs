@@ -76,13 +76,14 @@ impl<'p> PluginInstance<'p> {
         );
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(engine.deadline_ticks());
-        let bindings = plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| PluginError::Instantiate {
-                plugin: plugin.name.to_string(),
-                message: format!("{e:#}"),
-            })?;
+        let bindings =
+            plugin
+                .pre
+                .instantiate(&mut store)
+                .map_err(|e| PluginError::Instantiate {
+                    plugin: plugin.name.to_string(),
+                    message: format!("{e:#}"),
+                })?;
         Ok(PluginInstance {
             plugin,
             store,
@@ -100,7 +101,8 @@ impl<'p> PluginInstance<'p> {
             &mut Store<CallState>,
         ) -> wasmtime::Result<R>,
     ) -> Result<R> {
-        self.store.set_epoch_deadline(self.plugin.engine.deadline_ticks());
+        self.store
+            .set_epoch_deadline(self.plugin.engine.deadline_ticks());
         let guest = self.bindings.wasm_apiserver_plugin_hooks();
         f(guest, &mut self.store).map_err(|e| self.classify(hook, e))
     }
@@ -115,7 +117,10 @@ impl<'p> PluginInstance<'p> {
                 deadline_ms: limits.call_deadline.as_millis() as u64,
             };
         }
-        if e.chain().any(|c| c.to_string().starts_with("forcing trap when growing memory")) {
+        if e.chain().any(|c| {
+            c.to_string()
+                .starts_with("forcing trap when growing memory")
+        }) {
             return PluginError::OutOfMemory {
                 plugin,
                 hook,
@@ -125,7 +130,10 @@ impl<'p> PluginInstance<'p> {
         let stderr = self.stderr.contents();
         let said = String::from_utf8_lossy(&stderr);
         let said = said.trim();
-        let cause = e.downcast_ref::<Trap>().map(|t| t.to_string()).unwrap_or_else(|| format!("{e:#}"));
+        let cause = e
+            .downcast_ref::<Trap>()
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| format!("{e:#}"));
         let message = if said.is_empty() {
             cause
         } else {
@@ -190,12 +198,19 @@ impl<'p> PluginInstance<'p> {
 
     pub fn prepare_for_create(&mut self, req: &RequestInfo, obj: &Value) -> Result<Value> {
         let text = obj.to_string();
-        let out = self.call("prepare-for-create", |g, s| g.call_prepare_for_create(s, req, &text))?;
+        let out = self.call("prepare-for-create", |g, s| {
+            g.call_prepare_for_create(s, req, &text)
+        })?;
         let out = out.map_err(|m| self.hook_error("prepare-for-create", m))?;
         self.parse("prepare-for-create", &out)
     }
 
-    pub fn prepare_for_update(&mut self, req: &RequestInfo, new: &Value, old: &Value) -> Result<Value> {
+    pub fn prepare_for_update(
+        &mut self,
+        req: &RequestInfo,
+        new: &Value,
+        old: &Value,
+    ) -> Result<Value> {
         let (new, old) = (new.to_string(), old.to_string());
         let out = self.call("prepare-for-update", |g, s| {
             g.call_prepare_for_update(s, req, &new, &old)
@@ -206,17 +221,28 @@ impl<'p> PluginInstance<'p> {
 
     pub fn validate_create(&mut self, req: &RequestInfo, obj: &Value) -> Result<Validation> {
         let text = obj.to_string();
-        self.call("validate-create", |g, s| g.call_validate_create(s, req, &text))
+        self.call("validate-create", |g, s| {
+            g.call_validate_create(s, req, &text)
+        })
     }
 
-    pub fn validate_update(&mut self, req: &RequestInfo, new: &Value, old: &Value) -> Result<Validation> {
+    pub fn validate_update(
+        &mut self,
+        req: &RequestInfo,
+        new: &Value,
+        old: &Value,
+    ) -> Result<Validation> {
         let (new, old) = (new.to_string(), old.to_string());
-        self.call("validate-update", |g, s| g.call_validate_update(s, req, &new, &old))
+        self.call("validate-update", |g, s| {
+            g.call_validate_update(s, req, &new, &old)
+        })
     }
 
     pub fn validate_delete(&mut self, req: &RequestInfo, obj: &Value) -> Result<Validation> {
         let text = obj.to_string();
-        self.call("validate-delete", |g, s| g.call_validate_delete(s, req, &text))
+        self.call("validate-delete", |g, s| {
+            g.call_validate_delete(s, req, &text)
+        })
     }
 
     /// `print`: one row per object (all in one version).
@@ -225,7 +251,10 @@ impl<'p> PluginInstance<'p> {
         let out = self.call("print", |g, s| g.call_print(s, &texts))?;
         let rows = out.map_err(|m| self.hook_error("print", m))?;
         if rows.len() != objs.len() {
-            return Err(self.malformed("print", format!("{} objects in, {} rows out", objs.len(), rows.len())));
+            return Err(self.malformed(
+                "print",
+                format!("{} objects in, {} rows out", objs.len(), rows.len()),
+            ));
         }
         Ok(rows)
     }

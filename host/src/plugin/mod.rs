@@ -18,8 +18,7 @@ mod instance;
 mod registry;
 
 pub use describe::{
-    is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope,
-    VersionInfo,
+    is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo,
 };
 pub use engine::{PluginEngine, RuntimeLimits};
 pub use instance::{

@@ -171,12 +171,24 @@ impl PluginCatalog {
 
     /// Groups in a stable order (by name), each with its plugins.
     pub fn groups(&self) -> Vec<(&str, Vec<&Arc<Plugin>>)> {
-        let mut names: Vec<&str> = self.plugins.iter().map(|p| p.resource.group.as_str()).collect();
+        let mut names: Vec<&str> = self
+            .plugins
+            .iter()
+            .map(|p| p.resource.group.as_str())
+            .collect();
         names.sort();
         names.dedup();
         names
             .into_iter()
-            .map(|g| (g, self.plugins.iter().filter(|p| p.resource.group == g).collect()))
+            .map(|g| {
+                (
+                    g,
+                    self.plugins
+                        .iter()
+                        .filter(|p| p.resource.group == g)
+                        .collect(),
+                )
+            })
             .collect()
     }
 }

@@ -34,7 +34,9 @@ pub fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !obj["metadata"].is_object() {
         obj["metadata"] = json!({});
     }
-    obj["metadata"].as_object_mut().expect("metadata is an object")
+    obj["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
 }
 
 /// Everything but `metadata` and `status`: a change here bumps `generation`.
@@ -53,8 +55,15 @@ pub fn validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
     let meta = &obj["metadata"];
     let mut errs = Vec::new();
     match meta["name"].as_str() {
-        None | Some("") => errs.push(FieldError::required("metadata.name", "name or generateName is required")),
-        Some(n) if !is_dns_subdomain(n) => errs.push(FieldError::invalid("metadata.name", &json!(n), DNS_SUBDOMAIN_MSG)),
+        None | Some("") => errs.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        )),
+        Some(n) if !is_dns_subdomain(n) => errs.push(FieldError::invalid(
+            "metadata.name",
+            &json!(n),
+            DNS_SUBDOMAIN_MSG,
+        )),
         Some(_) => {}
     }
     if namespaced && meta["namespace"].as_str().unwrap_or_default().is_empty() {
@@ -63,11 +72,19 @@ pub fn validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
     if let Some(labels) = meta["labels"].as_object() {
         for (k, v) in labels {
             if !is_label_key(k) {
-                errs.push(FieldError::invalid("metadata.labels", &json!(k), QUALIFIED_NAME_MSG));
+                errs.push(FieldError::invalid(
+                    "metadata.labels",
+                    &json!(k),
+                    QUALIFIED_NAME_MSG,
+                ));
             }
             match v.as_str() {
                 Some(s) if is_label_value(s) => {}
-                _ => errs.push(FieldError::invalid(format!("metadata.labels"), v, LABEL_VALUE_MSG)),
+                _ => errs.push(FieldError::invalid(
+                    format!("metadata.labels"),
+                    v,
+                    LABEL_VALUE_MSG,
+                )),
             }
         }
     }
@@ -75,7 +92,11 @@ pub fn validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
         let mut total = 0;
         for (k, v) in annotations {
             if !is_label_key(k) {
-                errs.push(FieldError::invalid("metadata.annotations", &json!(k), QUALIFIED_NAME_MSG));
+                errs.push(FieldError::invalid(
+                    "metadata.annotations",
+                    &json!(k),
+                    QUALIFIED_NAME_MSG,
+                ));
             }
             total += k.len() + v.as_str().map(str::len).unwrap_or(0);
         }
@@ -88,9 +109,18 @@ pub fn validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
             ));
         }
     }
-    for (i, f) in meta["finalizers"].as_array().into_iter().flatten().enumerate() {
+    for (i, f) in meta["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         if !f.as_str().is_some_and(is_label_key) {
-            errs.push(FieldError::invalid(format!("metadata.finalizers[{i}]"), f, QUALIFIED_NAME_MSG));
+            errs.push(FieldError::invalid(
+                format!("metadata.finalizers[{i}]"),
+                f,
+                QUALIFIED_NAME_MSG,
+            ));
         }
     }
     errs
@@ -98,8 +128,9 @@ pub fn validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
 
 /// Parse a resourceVersion given by a client.
 pub fn parse_resource_version(rv: &str) -> Result<u64, String> {
-    rv.parse::<u64>()
-        .map_err(|_| format!("invalid resource version {rv:?}: resource versions are unsigned integers"))
+    rv.parse::<u64>().map_err(|_| {
+        format!("invalid resource version {rv:?}: resource versions are unsigned integers")
+    })
 }
 
 #[cfg(test)]
@@ -110,8 +141,20 @@ mod tests {
     fn meta_validation_names_each_field() {
         let obj = json!({"metadata": {"name": "Bad_Name", "labels": {"ok": "x", "bad key": "y", "k": "bad value!"},
                                        "finalizers": ["example.com/f", "not valid"]}});
-        let fields: Vec<String> = validate(&obj, true).iter().map(|e| e.field.clone()).collect();
-        assert_eq!(fields, ["metadata.name", "metadata.namespace", "metadata.labels", "metadata.labels", "metadata.finalizers[1]"]);
+        let fields: Vec<String> = validate(&obj, true)
+            .iter()
+            .map(|e| e.field.clone())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.name",
+                "metadata.namespace",
+                "metadata.labels",
+                "metadata.labels",
+                "metadata.finalizers[1]"
+            ]
+        );
     }
 
     #[test]

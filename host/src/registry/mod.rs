@@ -17,7 +17,9 @@ use std::sync::Arc;
 use crate::api::schema;
 use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::{now_rfc3339, ApiError, ApiResult, FieldError};
-use crate::plugin::{Operation, Plugin, PluginInstance, PluginRegistry, RequestInfo, ResourceInfo, UserInfo};
+use crate::plugin::{
+    Operation, Plugin, PluginInstance, PluginRegistry, RequestInfo, ResourceInfo, UserInfo,
+};
 use crate::storage::{ListRequest, Revision, Storage, StorageError, Stored};
 
 /// How often an unconditional update or patch is retried after losing a race.
@@ -61,11 +63,20 @@ impl Target {
         format!("{}{name}", self.prefix())
     }
 
-    fn request(&self, operation: Operation, name: &str, subresource: Option<&str>, dry_run: bool) -> RequestInfo {
+    fn request(
+        &self,
+        operation: Operation,
+        name: &str,
+        subresource: Option<&str>,
+        dry_run: bool,
+    ) -> RequestInfo {
         RequestInfo {
             operation,
             user: self.user.clone(),
-            namespace: self.namespace.clone().filter(|_| self.resource().namespaced()),
+            namespace: self
+                .namespace
+                .clone()
+                .filter(|_| self.resource().namespaced()),
             name: name.to_string(),
             subresource: subresource.map(str::to_string),
             dry_run,
@@ -167,21 +178,35 @@ struct ContinueToken {
 }
 
 fn encode_continue(rv: Revision, start: &str) -> String {
-    let t = ContinueToken { v: "meta.k8s.io/v1".into(), rv: rv as i64, start: start.into() };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&t).expect("serializes"))
+    let t = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv: rv as i64,
+        start: start.into(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&t).expect("serializes"))
 }
 
 fn decode_continue(token: &str) -> ApiResult<(Revision, String)> {
-    let invalid = |why: String| ApiError::bad_request(format!("invalid continue token: continue key is not valid: {why}"));
+    let invalid = |why: String| {
+        ApiError::bad_request(format!(
+            "invalid continue token: continue key is not valid: {why}"
+        ))
+    };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
         .map_err(|e| invalid(e.to_string()))?;
     let t: ContinueToken = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
     if t.v != "meta.k8s.io/v1" {
-        return Err(invalid(format!("server does not recognize this encoded version {:?}", t.v)));
+        return Err(invalid(format!(
+            "server does not recognize this encoded version {:?}",
+            t.v
+        )));
     }
     if t.rv <= 0 {
-        return Err(invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into()));
+        return Err(invalid(
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into(),
+        ));
     }
     if t.start.is_empty() || t.start.split('/').any(|s| s == ".." || s == ".") {
         return Err(invalid("encoded start key empty or not relative".into()));
@@ -196,10 +221,16 @@ impl Registry {
 
     fn decode_stored(&self, t: &Target, s: &Stored) -> ApiResult<Value> {
         let mut obj: Value = serde_json::from_slice(&s.value).map_err(|e| {
-            ApiError::internal(format!("the stored object at {} is not valid JSON: {e}", s.key))
+            ApiError::internal(format!(
+                "the stored object at {} is not valid JSON: {e}",
+                s.key
+            ))
         })?;
         if !obj.is_object() {
-            return Err(ApiError::internal(format!("the stored object at {} is not a JSON object", s.key)));
+            return Err(ApiError::internal(format!(
+                "the stored object at {} is not a JSON object",
+                s.key
+            )));
         }
         set_rv(&mut obj, s.revision);
         let _ = t;
@@ -207,14 +238,24 @@ impl Registry {
     }
 
     /// Convert storage-version objects to the request's version in one batch.
-    fn to_request_version(&self, t: &Target, inst: &mut PluginInstance<'_>, objs: Vec<Value>) -> ApiResult<Vec<Value>> {
+    fn to_request_version(
+        &self,
+        t: &Target,
+        inst: &mut PluginInstance<'_>,
+        objs: Vec<Value>,
+    ) -> ApiResult<Vec<Value>> {
         if t.version == t.resource().storage_version || objs.is_empty() {
             return Ok(objs);
         }
         Ok(hooks(|| inst.convert(&objs, &t.version))?)
     }
 
-    fn to_storage_version(&self, t: &Target, inst: &mut PluginInstance<'_>, obj: Value) -> ApiResult<Value> {
+    fn to_storage_version(
+        &self,
+        t: &Target,
+        inst: &mut PluginInstance<'_>,
+        obj: Value,
+    ) -> ApiResult<Value> {
         let storage = &t.resource().storage_version;
         if t.version == *storage {
             return Ok(obj);
@@ -224,15 +265,25 @@ impl Registry {
     }
 
     /// Check what a client sent against the URL and the version's schema.
-    fn admit_body(&self, t: &Target, mut body: Value, opts: &WriteOptions, warnings: &mut Vec<String>) -> ApiResult<Value> {
+    fn admit_body(
+        &self,
+        t: &Target,
+        mut body: Value,
+        opts: &WriteOptions,
+        warnings: &mut Vec<String>,
+    ) -> ApiResult<Value> {
         let r = t.resource();
         if !body.is_object() {
-            return Err(ApiError::bad_request("the object provided is not a JSON object"));
+            return Err(ApiError::bad_request(
+                "the object provided is not a JSON object",
+            ));
         }
         let kind = body["kind"].as_str().unwrap_or_default();
         let api_version = body["apiVersion"].as_str().unwrap_or_default();
         if kind.is_empty() {
-            return Err(ApiError::bad_request("Object 'Kind' is missing in the request body"));
+            return Err(ApiError::bad_request(
+                "Object 'Kind' is missing in the request body",
+            ));
         }
         if kind != r.kind {
             return Err(ApiError::bad_request(format!(
@@ -246,7 +297,9 @@ impl Registry {
                 t.api_version()
             )));
         }
-        let version = r.version(&t.version).expect("the router checked the version");
+        let version = r
+            .version(&t.version)
+            .expect("the router checked the version");
         let check = schema::check(&version.schema, &body);
         let mut strict: Vec<String> = Vec::new();
         for path in &opts.duplicate_fields {
@@ -259,7 +312,10 @@ impl Registry {
             FieldValidation::Strict if !strict.is_empty() => {
                 return Err(ApiError::bad_request(format!(
                     "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
-                    r.kind, t.version, r.kind, strict.join(", ")
+                    r.kind,
+                    t.version,
+                    r.kind,
+                    strict.join(", ")
                 )));
             }
             FieldValidation::Warn => warnings.extend(strict),
@@ -314,23 +370,39 @@ impl Registry {
         let r = t.resource();
         let mut warnings = Vec::new();
         let body = self.admit_body(t, body, opts, &mut warnings)?;
-        if body["metadata"]["resourceVersion"].as_str().is_some_and(|rv| !rv.is_empty()) {
-            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        if body["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|rv| !rv.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
         let mut inst = hooks(|| t.plugin.instance())?;
         let obj = hooks(|| inst.default(&body))?;
         let mut obj = self.to_storage_version(t, &mut inst, obj)?;
-        let generate = obj["metadata"]["generateName"].as_str().unwrap_or_default().to_string();
+        let generate = obj["metadata"]["generateName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let named = !meta::name(&obj).is_empty();
         {
             let m = meta::meta_mut(&mut obj);
             if !named && !generate.is_empty() {
                 m.insert("name".into(), Value::String(meta::generate_name(&generate)));
             }
-            m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+            m.insert(
+                "uid".into(),
+                Value::String(uuid::Uuid::new_v4().to_string()),
+            );
             m.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
             m.insert("generation".into(), json!(1));
-            for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+            for f in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
                 m.remove(f);
             }
         }
@@ -353,7 +425,8 @@ impl Registry {
                     // A generated name collided: draw another, as kube-apiserver does.
                     Err(StorageError::AlreadyExists { .. }) if !named && attempt < 8 => {
                         attempt += 1;
-                        meta::meta_mut(&mut obj).insert("name".into(), Value::String(meta::generate_name(&generate)));
+                        meta::meta_mut(&mut obj)
+                            .insert("name".into(), Value::String(meta::generate_name(&generate)));
                     }
                     Err(e) => return Err(ApiError::from_storage(e, r, &name)),
                 }
@@ -365,7 +438,14 @@ impl Registry {
     }
 
     /// PUT: replace the object (or its status).
-    pub async fn update(&self, t: &Target, name: &str, body: Value, subresource: Option<&str>, opts: &WriteOptions) -> ApiResult<Outcome> {
+    pub async fn update(
+        &self,
+        t: &Target,
+        name: &str,
+        body: Value,
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Outcome> {
         let r = t.resource();
         let mut warnings = Vec::new();
         let mut body = self.admit_body(t, body, opts, &mut warnings)?;
@@ -382,7 +462,15 @@ impl Registry {
         }
         let precondition = match body["metadata"]["resourceVersion"].as_str() {
             Some(rv) if !rv.is_empty() => Some(meta::parse_resource_version(rv).map_err(|m| {
-                ApiError::invalid(r, name, &[FieldError::invalid("metadata.resourceVersion", &json!(rv), m)])
+                ApiError::invalid(
+                    r,
+                    name,
+                    &[FieldError::invalid(
+                        "metadata.resourceVersion",
+                        &json!(rv),
+                        m,
+                    )],
+                )
             })?),
             _ => None,
         };
@@ -395,7 +483,20 @@ impl Registry {
                 return Err(ApiError::modified(r, name));
             }
             let old = self.decode_stored(t, &current)?;
-            match self.finish_update(t, &mut inst, name, new.clone(), old, current.revision, subresource, opts, &mut warnings).await {
+            match self
+                .finish_update(
+                    t,
+                    &mut inst,
+                    name,
+                    new.clone(),
+                    old,
+                    current.revision,
+                    subresource,
+                    opts,
+                    &mut warnings,
+                )
+                .await
+            {
                 Err(Retry::Conflict) if precondition.is_none() => continue,
                 Err(Retry::Conflict) => return Err(ApiError::modified(r, name)),
                 Err(Retry::Fail(e)) => return Err(e),
@@ -406,29 +507,52 @@ impl Registry {
     }
 
     /// PATCH: apply a merge or JSON patch to the current object in the request's version.
-    pub async fn patch(&self, t: &Target, name: &str, kind: PatchType, patch: &[u8], subresource: Option<&str>, opts: &WriteOptions) -> ApiResult<Outcome> {
+    pub async fn patch(
+        &self,
+        t: &Target,
+        name: &str,
+        kind: PatchType,
+        patch: &[u8],
+        subresource: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Outcome> {
         let r = t.resource();
         let mut inst = hooks(|| t.plugin.instance())?;
         for _ in 0..MAX_UPDATE_RETRIES {
             let mut warnings = Vec::new();
             let current = self.read_current(t, name).await?;
             let stored = self.decode_stored(t, &current)?;
-            let mut doc = self.to_request_version(t, &mut inst, vec![stored.clone()])?.remove(0);
+            let mut doc = self
+                .to_request_version(t, &mut inst, vec![stored.clone()])?
+                .remove(0);
             match kind {
                 PatchType::Merge => {
-                    let p: Value = serde_json::from_slice(patch).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                    let p: Value = serde_json::from_slice(patch)
+                        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
                     json_patch::merge(&mut doc, &p);
                 }
                 PatchType::Json => {
-                    let p: json_patch::Patch = serde_json::from_slice(patch).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                    json_patch::patch(&mut doc, &p).map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
+                    let p: json_patch::Patch = serde_json::from_slice(patch)
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                    json_patch::patch(&mut doc, &p)
+                        .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
                 }
             }
             let current_rv = current.revision.to_string();
             let precondition = match doc["metadata"]["resourceVersion"].as_str() {
-                Some(rv) if rv != current_rv => Some(meta::parse_resource_version(rv).map_err(|m| {
-                    ApiError::invalid(r, name, &[FieldError::invalid("metadata.resourceVersion", &json!(rv), m)])
-                })?),
+                Some(rv) if rv != current_rv => {
+                    Some(meta::parse_resource_version(rv).map_err(|m| {
+                        ApiError::invalid(
+                            r,
+                            name,
+                            &[FieldError::invalid(
+                                "metadata.resourceVersion",
+                                &json!(rv),
+                                m,
+                            )],
+                        )
+                    })?)
+                }
                 _ => None,
             };
             if precondition.is_some() {
@@ -436,13 +560,27 @@ impl Registry {
             }
             if meta::name(&doc) != name {
                 return Err(ApiError::bad_request(format!(
-                    "the name of the object ({}) does not match the name on the URL ({name})", meta::name(&doc)
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    meta::name(&doc)
                 )));
             }
             let body = self.admit_body(t, doc, opts, &mut warnings)?;
             let defaulted = hooks(|| inst.default(&body))?;
             let new = self.to_storage_version(t, &mut inst, defaulted)?;
-            match self.finish_update(t, &mut inst, name, new, stored, current.revision, subresource, opts, &mut warnings).await {
+            match self
+                .finish_update(
+                    t,
+                    &mut inst,
+                    name,
+                    new,
+                    stored,
+                    current.revision,
+                    subresource,
+                    opts,
+                    &mut warnings,
+                )
+                .await
+            {
                 Err(Retry::Conflict) => continue,
                 Err(Retry::Fail(e)) => return Err(e),
                 Ok(object) => return Ok(Outcome { object, warnings }),
@@ -476,13 +614,31 @@ impl Registry {
     ) -> Result<Value, Retry> {
         let r = t.resource();
         let old_meta = old["metadata"].clone();
-        let new_uid = new["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let new_uid = new["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if !new_uid.is_empty() && Some(new_uid.as_str()) != old_meta["uid"].as_str() {
-            return Err(Retry::Fail(ApiError::invalid(r, name, &[FieldError::invalid("metadata.uid", &json!(new_uid), "field is immutable")])));
+            return Err(Retry::Fail(ApiError::invalid(
+                r,
+                name,
+                &[FieldError::invalid(
+                    "metadata.uid",
+                    &json!(new_uid),
+                    "field is immutable",
+                )],
+            )));
         }
         {
             let m = meta::meta_mut(&mut new);
-            for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "namespace",
+            ] {
                 match old_meta.get(f) {
                     Some(v) => m.insert(f.into(), v.clone()),
                     None => m.remove(f),
@@ -491,9 +647,17 @@ impl Registry {
             m.remove("resourceVersion");
         }
         if old_meta.get("deletionTimestamp").is_some() {
-            let old_f: Vec<&Value> = old_meta["finalizers"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
-            let added: Vec<String> = new["metadata"]["finalizers"].as_array().into_iter().flatten()
-                .filter(|f| !old_f.contains(f)).map(|f| f.as_str().unwrap_or_default().to_string()).collect();
+            let old_f: Vec<&Value> = old_meta["finalizers"]
+                .as_array()
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
+            let added: Vec<String> = new["metadata"]["finalizers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|f| !old_f.contains(f))
+                .map(|f| f.as_str().unwrap_or_default().to_string())
+                .collect();
             if !added.is_empty() {
                 return Err(Retry::Fail(ApiError::invalid(r, name, &[FieldError::forbidden(
                     "metadata.finalizers",
@@ -502,7 +666,8 @@ impl Registry {
             }
         }
         let req = t.request(Operation::Update, name, subresource, opts.dry_run);
-        let mut new = hooks(|| inst.prepare_for_update(&req, &new, &old)).map_err(|e| Retry::Fail(e.into()))?;
+        let mut new = hooks(|| inst.prepare_for_update(&req, &new, &old))
+            .map_err(|e| Retry::Fail(e.into()))?;
         let mut old_cmp = old.clone();
         if let Some(m) = old_cmp["metadata"].as_object_mut() {
             m.remove("resourceVersion");
@@ -511,7 +676,8 @@ impl Registry {
             let g = old_meta["generation"].as_i64().unwrap_or(0) + 1;
             meta::meta_mut(&mut new).insert("generation".into(), json!(g));
         }
-        let validation = hooks(|| inst.validate_update(&req, &new, &old)).map_err(|e| Retry::Fail(e.into()))?;
+        let validation =
+            hooks(|| inst.validate_update(&req, &new, &old)).map_err(|e| Retry::Fail(e.into()))?;
         warnings.extend(validation.warnings);
         let mut errors: Vec<FieldError> = validation.errors.into_iter().map(Into::into).collect();
         errors.extend(meta::validate(&new, r.namespaced()));
@@ -525,24 +691,37 @@ impl Registry {
             set_rv(&mut new, rev);
             new
         } else if new["metadata"].get("deletionTimestamp").is_some()
-            && new["metadata"]["finalizers"].as_array().is_none_or(|a| a.is_empty())
+            && new["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(|a| a.is_empty())
         {
             // The last finalizer is gone from an object being deleted: delete it now.
-            let deleted = self.storage.delete(&key, Some(rev)).await.map_err(|e| match e {
-                StorageError::Conflict { .. } => Retry::Conflict,
-                e => Retry::Fail(ApiError::from_storage(e, r, name)),
-            })?;
+            let deleted = self
+                .storage
+                .delete(&key, Some(rev))
+                .await
+                .map_err(|e| match e {
+                    StorageError::Conflict { .. } => Retry::Conflict,
+                    e => Retry::Fail(ApiError::from_storage(e, r, name)),
+                })?;
             set_rv(&mut new, deleted.revision);
             new
         } else {
-            let new_rev = self.storage.update(&key, encode(&new), rev).await.map_err(|e| match e {
-                StorageError::Conflict { .. } => Retry::Conflict,
-                e => Retry::Fail(ApiError::from_storage(e, r, name)),
-            })?;
+            let new_rev =
+                self.storage
+                    .update(&key, encode(&new), rev)
+                    .await
+                    .map_err(|e| match e {
+                        StorageError::Conflict { .. } => Retry::Conflict,
+                        e => Retry::Fail(ApiError::from_storage(e, r, name)),
+                    })?;
             set_rv(&mut new, new_rev);
             new
         };
-        out = self.to_request_version(t, inst, vec![out]).map_err(Retry::Fail)?.remove(0);
+        out = self
+            .to_request_version(t, inst, vec![out])
+            .map_err(Retry::Fail)?
+            .remove(0);
         Ok(out)
     }
 
@@ -566,8 +745,14 @@ impl Registry {
             }
             let req = t.request(Operation::Delete, name, None, opts.dry_run);
             let validation = hooks(|| inst.validate_delete(&req, &obj))?;
-            self.invalid_if(r, name, validation.errors.into_iter().map(Into::into).collect())?;
-            let has_finalizers = obj["metadata"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+            self.invalid_if(
+                r,
+                name,
+                validation.errors.into_iter().map(Into::into).collect(),
+            )?;
+            let has_finalizers = obj["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
             let result = if has_finalizers {
                 if obj["metadata"].get("deletionTimestamp").is_some() {
                     Ok(obj)
@@ -578,16 +763,22 @@ impl Registry {
                     if opts.dry_run {
                         Ok(obj)
                     } else {
-                        self.storage.update(&t.key(name), encode(&obj), current.revision).await.map(|rev| {
-                            set_rv(&mut obj, rev);
-                            obj
-                        })
+                        self.storage
+                            .update(&t.key(name), encode(&obj), current.revision)
+                            .await
+                            .map(|rev| {
+                                set_rv(&mut obj, rev);
+                                obj
+                            })
                     }
                 }
             } else if opts.dry_run {
                 Ok(obj)
             } else {
-                self.storage.delete(&t.key(name), Some(current.revision)).await.map(|_| obj)
+                self.storage
+                    .delete(&t.key(name), Some(current.revision))
+                    .await
+                    .map(|_| obj)
             };
             match result {
                 Ok(obj) => return Ok(self.to_request_version(t, &mut inst, vec![obj])?.remove(0)),
@@ -599,15 +790,32 @@ impl Registry {
     }
 
     /// DELETE on a collection: delete every object the selectors match.
-    pub async fn delete_collection(&self, t: &Target, list: &ListOptions, opts: &DeleteOptions) -> ApiResult<ListResult> {
-        let all = self.list(t, &ListOptions { limit: None, continue_token: None, ..list.clone() }).await?;
+    pub async fn delete_collection(
+        &self,
+        t: &Target,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> ApiResult<ListResult> {
+        let all = self
+            .list(
+                t,
+                &ListOptions {
+                    limit: None,
+                    continue_token: None,
+                    ..list.clone()
+                },
+            )
+            .await?;
         let mut deleted = Vec::new();
         for obj in all.items {
             let name = meta::name(&obj).to_string();
             let target = Target {
                 plugin: t.plugin.clone(),
                 version: t.version.clone(),
-                namespace: obj["metadata"]["namespace"].as_str().map(str::to_string).or(t.namespace.clone()),
+                namespace: obj["metadata"]["namespace"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or(t.namespace.clone()),
                 user: t.user.clone(),
             };
             match self.delete(&target, &name, opts).await {
@@ -616,8 +824,16 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
-        let rv = self.storage.current_revision().await.map_err(|e| ApiError::from_storage(e, t.resource(), ""))?;
-        Ok(ListResult { items: deleted, resource_version: rv, continue_token: None })
+        let rv = self
+            .storage
+            .current_revision()
+            .await
+            .map_err(|e| ApiError::from_storage(e, t.resource(), ""))?;
+        Ok(ListResult {
+            items: deleted,
+            resource_version: rv,
+            continue_token: None,
+        })
     }
 
     /// LIST: selectors, `limit`/`continue`, and resourceVersion semantics.
@@ -626,13 +842,23 @@ impl Registry {
         let prefix = t.prefix();
         let (mut at, mut start) = (None, None);
         if let Some(token) = opts.continue_token.as_deref().filter(|c| !c.is_empty()) {
-            if opts.resource_version.as_deref().is_some_and(|rv| !rv.is_empty() && rv != "0") {
-                return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+            if opts
+                .resource_version
+                .as_deref()
+                .is_some_and(|rv| !rv.is_empty() && rv != "0")
+            {
+                return Err(ApiError::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
             }
             let (rv, s) = decode_continue(token)?;
             at = Some(rv);
             start = Some(format!("{prefix}{s}"));
-        } else if let Some(rv) = opts.resource_version.as_deref().filter(|rv| !rv.is_empty() && *rv != "0") {
+        } else if let Some(rv) = opts
+            .resource_version
+            .as_deref()
+            .filter(|rv| !rv.is_empty() && *rv != "0")
+        {
             let rv = meta::parse_resource_version(rv).map_err(ApiError::bad_request)?;
             match opts.resource_version_match.as_deref() {
                 Some("Exact") => at = Some(rv),
@@ -644,8 +870,14 @@ impl Registry {
                 }
                 Some(other) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
             }
-        } else if opts.resource_version_match.as_deref().is_some_and(|m| !m.is_empty()) {
-            return Err(ApiError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+        } else if opts
+            .resource_version_match
+            .as_deref()
+            .is_some_and(|m| !m.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
         }
 
         let limit = opts.limit.filter(|l| *l > 0);
@@ -674,7 +906,9 @@ impl Registry {
                 }
                 last_key = Some(s.key.clone());
                 let obj = self.decode_stored(t, s)?;
-                if opts.labels.matches(obj["metadata"]["labels"].as_object()) && opts.fields.matches(&obj) {
+                if opts.labels.matches(obj["metadata"]["labels"].as_object())
+                    && opts.fields.matches(&obj)
+                {
                     items.push(obj);
                 }
             }
@@ -684,14 +918,21 @@ impl Registry {
             }
             let last = last_key.expect("a page with more has items");
             if limit.is_some_and(|l| items.len() >= l) {
-                continue_token = Some(encode_continue(page.revision, &format!("{}\u{0}", &last[prefix.len()..])));
+                continue_token = Some(encode_continue(
+                    page.revision,
+                    &format!("{}\u{0}", &last[prefix.len()..]),
+                ));
                 break;
             }
             start = Some(format!("{last}\u{0}"));
         }
         let mut inst = hooks(|| t.plugin.instance())?;
         let items = self.to_request_version(t, &mut inst, items)?;
-        Ok(ListResult { items, resource_version: list_rv, continue_token })
+        Ok(ListResult {
+            items,
+            resource_version: list_rv,
+            continue_token,
+        })
     }
 
     /// Table rows for objects in the request's version (one `print` call).
@@ -719,11 +960,23 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_reject_tampering() {
         let t = encode_continue(42, "default/b\u{0}");
-        assert_eq!(decode_continue(&t).unwrap(), (42, "default/b\u{0}".to_string()));
-        for bad in ["garbage!!", "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MCwic3RhcnQiOiJhIn0", &t[..t.len() - 3]] {
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            (42, "default/b\u{0}".to_string())
+        );
+        for bad in [
+            "garbage!!",
+            "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MCwic3RhcnQiOiJhIn0",
+            &t[..t.len() - 3],
+        ] {
             let e = decode_continue(bad).unwrap_err();
             assert_eq!(e.code, 400, "{bad}");
-            assert!(e.message.starts_with("invalid continue token: continue key is not valid"), "{}", e.message);
+            assert!(
+                e.message
+                    .starts_with("invalid continue token: continue key is not valid"),
+                "{}",
+                e.message
+            );
         }
     }
 }

@@ -19,7 +19,11 @@ use crate::storage::embedded::EmbeddedStore;
 
 /// Command-line flags; names follow k8s.io/apiserver's where one exists.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "wasm-apiserver", version, about = "A Kubernetes aggregated apiserver whose resources are WebAssembly components")]
+#[command(
+    name = "wasm-apiserver",
+    version,
+    about = "A Kubernetes aggregated apiserver whose resources are WebAssembly components"
+)]
 pub struct Flags {
     /// Folder of plugin components (*.wasm).
     #[arg(long, default_value = "plugins")]
@@ -71,12 +75,28 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let state = AppState::new(registry);
     let app = router(state);
 
-    let cert_dir = flags.cert_dir.clone().unwrap_or_else(|| flags.data_dir.join("certs"));
-    let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), flags.bind_address.clone()];
-    let cert = tls::serving_cert(flags.tls_cert_file.as_deref(), flags.tls_private_key_file.as_deref(), &cert_dir, &hosts)?;
+    let cert_dir = flags
+        .cert_dir
+        .clone()
+        .unwrap_or_else(|| flags.data_dir.join("certs"));
+    let hosts = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        flags.bind_address.clone(),
+    ];
+    let cert = tls::serving_cert(
+        flags.tls_cert_file.as_deref(),
+        flags.tls_private_key_file.as_deref(),
+        &cert_dir,
+        &hosts,
+    )?;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&cert)?);
-    let addr: SocketAddr = format!("{}:{}", flags.bind_address, flags.secure_port).parse().context("--bind-address/--secure-port")?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+    let addr: SocketAddr = format!("{}:{}", flags.bind_address, flags.secure_port)
+        .parse()
+        .context("--bind-address/--secure-port")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(%local, plugins = catalog.plugins.len(), failed = catalog.errors.len(), "serving");
     if let Some(path) = &flags.write_kubeconfig {

@@ -16,51 +16,81 @@ pub struct ServingCert {
 }
 
 /// Use `cert`/`key` when given; otherwise generate into `cert_dir` once.
-pub fn serving_cert(cert: Option<&Path>, key: Option<&Path>, cert_dir: &Path, hosts: &[String]) -> anyhow::Result<ServingCert> {
+pub fn serving_cert(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    cert_dir: &Path,
+    hosts: &[String],
+) -> anyhow::Result<ServingCert> {
     if let (Some(cert), Some(key)) = (cert, key) {
-        let ca_pem = std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
-        return Ok(ServingCert { cert_file: cert.into(), key_file: key.into(), ca_pem });
+        let ca_pem =
+            std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
+        return Ok(ServingCert {
+            cert_file: cert.into(),
+            key_file: key.into(),
+            ca_pem,
+        });
     }
     let cert_file = cert_dir.join("apiserver.crt");
     let key_file = cert_dir.join("apiserver.key");
     let ca_file = cert_dir.join("ca.crt");
     if !(cert_file.exists() && key_file.exists() && ca_file.exists()) {
-        std::fs::create_dir_all(cert_dir).with_context(|| format!("creating {}", cert_dir.display()))?;
+        std::fs::create_dir_all(cert_dir)
+            .with_context(|| format!("creating {}", cert_dir.display()))?;
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.distinguished_name.push(DnType::CommonName, "wasm-apiserver-ca");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "wasm-apiserver-ca");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::CrlSign,
+        ];
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let issuer = Issuer::new(ca_params, ca_key);
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(hosts.to_vec())?;
-        params.distinguished_name.push(DnType::CommonName, "wasm-apiserver");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "wasm-apiserver");
         let cert = params.signed_by(&key, &issuer)?;
         std::fs::write(&ca_file, ca_cert.pem())?;
         std::fs::write(&cert_file, format!("{}{}", cert.pem(), ca_cert.pem()))?;
         write_private(&key_file, &key.serialize_pem())?;
         tracing::info!(dir = %cert_dir.display(), "generated a self-signed serving certificate");
     }
-    Ok(ServingCert { cert_file, key_file, ca_pem: std::fs::read_to_string(&ca_file)? })
+    Ok(ServingCert {
+        cert_file,
+        key_file,
+        ca_pem: std::fs::read_to_string(&ca_file)?,
+    })
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(text.as_bytes())
 }
 
 /// A rustls server config offering HTTP/2 and HTTP/1.1.
 pub fn server_config(cert: &ServingCert) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(&cert.cert_file).with_context(|| format!("opening {}", cert.cert_file.display()))?,
+        std::fs::File::open(&cert.cert_file)
+            .with_context(|| format!("opening {}", cert.cert_file.display()))?,
     ))
     .collect::<Result<_, _>>()
     .with_context(|| format!("reading certificates from {}", cert.cert_file.display()))?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(&cert.key_file).with_context(|| format!("opening {}", cert.key_file.display()))?,
+        std::fs::File::open(&cert.key_file)
+            .with_context(|| format!("opening {}", cert.key_file.display()))?,
     ))?
     .with_context(|| format!("no private key in {}", cert.key_file.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -96,7 +96,12 @@ impl EmbeddedStore {
                 .map_err(internal)?
                 .map(|v| (v.value().0, v.value().1.to_vec()));
             let value = f(prev.clone())?;
-            let rev = meta.get(REVISION).map_err(internal)?.map(|v| v.value()).unwrap_or(1) + 1;
+            let rev = meta
+                .get(REVISION)
+                .map_err(internal)?
+                .map(|v| v.value())
+                .unwrap_or(1)
+                + 1;
             match &value {
                 Some(v) => {
                     objects.insert(key, (rev, v.as_slice())).map_err(internal)?;
@@ -114,7 +119,11 @@ impl EmbeddedStore {
             history.insert(rev, encoded.as_slice()).map_err(internal)?;
             meta.insert(REVISION, rev).map_err(internal)?;
             // Trim history in small steps so that no write pays for a large trim.
-            let compacted = meta.get(COMPACTED).map_err(internal)?.map(|v| v.value()).unwrap_or(1);
+            let compacted = meta
+                .get(COMPACTED)
+                .map_err(internal)?
+                .map(|v| v.value())
+                .unwrap_or(1);
             let keep_from = rev.saturating_sub(HISTORY_REVISIONS);
             if keep_from > compacted {
                 let upto = keep_from.min(compacted + 16);
@@ -133,7 +142,11 @@ impl EmbeddedStore {
         let tx = db.begin_read().map_err(internal)?;
         let objects = tx.open_table(OBJECTS).map_err(internal)?;
         let meta = tx.open_table(META).map_err(internal)?;
-        let current = meta.get(REVISION).map_err(internal)?.map(|v| v.value()).unwrap_or(1);
+        let current = meta
+            .get(REVISION)
+            .map_err(internal)?
+            .map(|v| v.value())
+            .unwrap_or(1);
         let at = req.revision.unwrap_or(current);
         if at > current {
             return Err(StorageError::TooLarge {
@@ -148,7 +161,11 @@ impl EmbeddedStore {
         // its first change after `at`.
         let mut as_of: BTreeMap<String, Option<(Revision, Vec<u8>)>> = BTreeMap::new();
         if at < current {
-            let compacted = meta.get(COMPACTED).map_err(internal)?.map(|v| v.value()).unwrap_or(1);
+            let compacted = meta
+                .get(COMPACTED)
+                .map_err(internal)?
+                .map(|v| v.value())
+                .unwrap_or(1);
             if at < compacted {
                 return Err(StorageError::Expired {
                     requested: at,
@@ -168,12 +185,17 @@ impl EmbeddedStore {
         let limit = req.limit.unwrap_or(usize::MAX);
         let mut items = Vec::new();
         let mut overlay = as_of.into_iter().peekable();
-        let mut current_items = objects.range(start.as_str()..).map_err(internal)?.peekable();
+        let mut current_items = objects
+            .range(start.as_str()..)
+            .map_err(internal)?
+            .peekable();
         let mut more = false;
         loop {
             // Merge the current keys with the overlay, in key order.
             let next_current = match current_items.peek() {
-                Some(Ok((k, _))) if k.value().starts_with(&req.prefix) => Some(k.value().to_string()),
+                Some(Ok((k, _))) if k.value().starts_with(&req.prefix) => {
+                    Some(k.value().to_string())
+                }
                 Some(Err(_)) => {
                     let e = current_items.next().unwrap().err().unwrap();
                     return Err(internal(e));
@@ -197,7 +219,9 @@ impl EmbeddedStore {
                 }
                 (None, Some(_)) => overlay.next().unwrap(),
             };
-            let Some((revision, value)) = state else { continue };
+            let Some((revision, value)) = state else {
+                continue;
+            };
             if items.len() == limit {
                 more = true;
                 break;
@@ -220,7 +244,11 @@ impl EmbeddedStore {
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(internal)?;
             let meta = tx.open_table(META).map_err(internal)?;
-            let compacted = meta.get(COMPACTED).map_err(internal)?.map(|v| v.value()).unwrap_or(1);
+            let compacted = meta
+                .get(COMPACTED)
+                .map_err(internal)?
+                .map(|v| v.value())
+                .unwrap_or(1);
             if from < compacted {
                 return Err(StorageError::Expired {
                     requested: from,
@@ -231,7 +259,10 @@ impl EmbeddedStore {
             let mut out = Vec::new();
             for entry in history.range(from + 1..).map_err(internal)? {
                 let (k, v) = entry.map_err(internal)?;
-                out.push((k.value(), serde_json::from_slice(v.value()).map_err(internal)?));
+                out.push((
+                    k.value(),
+                    serde_json::from_slice(v.value()).map_err(internal)?,
+                ));
             }
             Ok(out)
         })
@@ -242,7 +273,10 @@ impl EmbeddedStore {
     pub async fn len(&self) -> Result<u64> {
         self.blocking(|db| {
             let tx = db.begin_read().map_err(internal)?;
-            tx.open_table(OBJECTS).map_err(internal)?.len().map_err(internal)
+            tx.open_table(OBJECTS)
+                .map_err(internal)?
+                .len()
+                .map_err(internal)
         })
         .await
     }
@@ -328,7 +362,11 @@ impl Storage for EmbeddedStore {
         self.blocking(|db| {
             let tx = db.begin_read().map_err(internal)?;
             let meta = tx.open_table(META).map_err(internal)?;
-            Ok(meta.get(REVISION).map_err(internal)?.map(|v| v.value()).unwrap_or(1))
+            Ok(meta
+                .get(REVISION)
+                .map_err(internal)?
+                .map(|v| v.value())
+                .unwrap_or(1))
         })
         .await
     }

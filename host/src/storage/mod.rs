@@ -61,10 +61,16 @@ pub enum StorageError {
     },
     /// The revision asked for has been compacted away.
     #[error("revision {requested} has been compacted (oldest available: {oldest})")]
-    Expired { requested: Revision, oldest: Revision },
+    Expired {
+        requested: Revision,
+        oldest: Revision,
+    },
     /// The revision asked for is newer than the store's.
     #[error("revision {requested} is newer than the current revision {current}")]
-    TooLarge { requested: Revision, current: Revision },
+    TooLarge {
+        requested: Revision,
+        current: Revision,
+    },
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
     #[error("storage error: {0}")]

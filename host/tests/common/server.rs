@@ -30,22 +30,38 @@ impl Server {
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
             .args(["--dev", "--secure-port", "0", "--bind-address", "127.0.0.1"])
-            .arg("--plugin-dir").arg(dir.path().join("plugins"))
-            .arg("--data-dir").arg(dir.path().join("data"))
-            .arg("--write-kubeconfig").arg(&kubeconfig)
+            .arg("--plugin-dir")
+            .arg(dir.path().join("plugins"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--write-kubeconfig")
+            .arg(&kubeconfig)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start wasm-apiserver");
         let started = Instant::now();
         while !kubeconfig.exists() {
-            assert!(started.elapsed() < Duration::from_secs(60), "server did not start: {}", std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default());
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "server did not start: {}",
+                std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(Duration::from_millis(50));
         let text = std::fs::read_to_string(&kubeconfig).unwrap();
-        let url = text.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap().to_string();
-        Server { child, dir, kubeconfig, url }
+        let url = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .unwrap()
+            .to_string();
+        Server {
+            child,
+            dir,
+            kubeconfig,
+            url,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -60,15 +76,31 @@ impl Server {
     pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         use std::io::Write;
         let mut cmd = Command::new("kubectl");
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("kubectl is installed");
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
     }
 
     /// kubectl that must succeed; returns stdout.

@@ -1,0 +1,258 @@
+//! `make bench`: the project's benchmark harness. Prints a table of medians (and p99
+//! where it matters). Plugins come from `make plugins`.
+//!
+//! - hooks: per-hook overhead on the hello plugin (instantiate, the hooks of a create
+//!   on a 1 KiB object, a batched convert of 100), against a native baseline doing the
+//!   same JSON work without Wasm.
+//! - rest: GET, LIST of 1,000 and CREATE over HTTPS at 1 and 32 clients, on the
+//!   embedded store.
+
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasm_apiserver::plugin::{
+    Operation, Plugin, PluginEngine, RequestInfo, RuntimeLimits, UserInfo,
+};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn median(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    (v[v.len() / 2], v[(v.len() * 99 / 100).min(v.len() - 1)])
+}
+
+fn time<T>(n: usize, mut f: impl FnMut() -> T) -> (Duration, Duration) {
+    for _ in 0..n / 10 {
+        std::hint::black_box(f());
+    }
+    let samples = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed()
+        })
+        .collect();
+    median(samples)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn request() -> RequestInfo {
+    RequestInfo {
+        operation: Operation::Create,
+        user: UserInfo {
+            name: "bench".into(),
+            uid: String::new(),
+            groups: vec![],
+            extra: vec![],
+        },
+        namespace: Some("default".into()),
+        name: "a".into(),
+        subresource: None,
+        dry_run: false,
+    }
+}
+
+fn foo_v1(i: usize) -> Value {
+    // About 1 KiB with metadata.
+    json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
+           "metadata": {"name": format!("foo-{i}"), "namespace": "default",
+                        "labels": {"app": "bench", "tier": "web"},
+                        "annotations": {"note": "x".repeat(700)}},
+           "spec": {"msg": "hello from the benchmark", "msg1": "second"}})
+}
+
+fn hooks() {
+    let engine = PluginEngine::new(RuntimeLimits::default(), None).unwrap();
+    let plugin = Plugin::load(&engine, &root().join("target/plugins/hello.wasm"))
+        .expect("run `make plugins` first");
+    let req = request();
+    let obj = foo_v1(1);
+    let n = 2000;
+    let (inst, _) = time(n, || plugin.instance().unwrap());
+    let (create, create99) = time(n, || {
+        let mut i = plugin.instance().unwrap();
+        let d = i.default(&obj).unwrap();
+        let v2 = i
+            .convert(std::slice::from_ref(&d), "v2")
+            .unwrap()
+            .pop()
+            .unwrap();
+        let p = i.prepare_for_create(&req, &v2).unwrap();
+        i.validate_create(&req, &p).unwrap()
+    });
+    let mut one = plugin.instance().unwrap();
+    let v2 = one.convert(&[obj.clone()], "v2").unwrap().pop().unwrap();
+    let (validate, _) = time(n, || one.validate_create(&req, &v2).unwrap());
+    let batch: Vec<Value> = (0..100).map(foo_v1).collect();
+    let (convert100, _) = time(200, || {
+        plugin.instance().unwrap().convert(&batch, "v2").unwrap()
+    });
+    // Native baseline: the same JSON round trips without Wasm (what any host pays).
+    let (native, _) = time(n, || {
+        let mut v: Value = serde_json::from_str(&obj.to_string()).unwrap();
+        v["apiVersion"] = json!("hello.zeng.dev/v2");
+        serde_json::from_str::<Value>(&v.to_string()).unwrap()
+    });
+    println!("| hooks (hello plugin) | median | note |");
+    println!("|---|---|---|");
+    println!(
+        "| instantiate (fresh instance) | {} | pooling allocator, copy-on-write image |",
+        us(inst)
+    );
+    println!("| create's hooks: instantiate+default+convert+prepare+validate, 1 KiB | {} (p99 {}) | target < 50 µs |", us(create), us(create99));
+    println!("| validate-create alone, 1 KiB | {} | |", us(validate));
+    println!(
+        "| convert batch of 100 (v1→v2) | {} = {} per object | target < 10 µs/object |",
+        us(convert100),
+        us(convert100 / 100)
+    );
+    println!(
+        "| native baseline: 2 JSON round trips, 1 KiB | {} | ratio create/native {:.1}x |",
+        us(native),
+        create.as_secs_f64() / native.as_secs_f64()
+    );
+}
+
+async fn rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for p in ["hello", "wardle-flunder", "wardle-fischer"] {
+        std::fs::copy(
+            root().join(format!("target/plugins/{p}.wasm")),
+            plugins.join(format!("{p}.wasm")),
+        )
+        .unwrap();
+    }
+    let kubeconfig = dir.path().join("kubeconfig");
+    let flags = <wasm_apiserver::server::Flags as clap::Parser>::parse_from([
+        "wasm-apiserver",
+        "--dev",
+        "--secure-port",
+        "0",
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+        "--write-kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    tokio::spawn(wasm_apiserver::server::run(flags));
+    while !kubeconfig.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    let url = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string();
+    let ca = std::fs::read(dir.path().join("data/certs/ca.crt")).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let foos = format!("{url}/apis/hello.zeng.dev/v2/namespaces/default/foos");
+    for i in 0..1000 {
+        let body = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": format!("seed-{i}")}, "spec": {"image": "busybox", "config": {"msg": "hi"}}});
+        assert_eq!(
+            client
+                .post(&foos)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            201
+        );
+    }
+    println!();
+    println!("| REST (embedded store, HTTPS) | clients | throughput | p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for (label, clients, secs) in [
+        ("GET one Foo (v2)", 1, 3),
+        ("GET one Foo (v2)", 32, 3),
+        ("GET one Foo as v1 (convert)", 32, 3),
+        ("LIST 1,000 Foos", 1, 3),
+        ("LIST 1,000 Foos", 32, 3),
+        ("CREATE", 1, 3),
+        ("CREATE", 32, 3),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut tasks = Vec::new();
+        let started = Instant::now();
+        for _ in 0..clients {
+            let (client, foos, counter, label) =
+                (client.clone(), foos.clone(), counter.clone(), label);
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let r = match label {
+                        "CREATE" => {
+                            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let body = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": format!("b-{n}")}, "spec": {"image": "busybox"}});
+                            client.post(&foos).json(&body).send().await.unwrap()
+                        }
+                        "LIST 1,000 Foos" => client.get(&foos).send().await.unwrap(),
+                        "GET one Foo as v1 (convert)" => client.get(foos.replace("/v2/", "/v1/") + "/seed-7").send().await.unwrap(),
+                        _ => client.get(format!("{foos}/seed-7")).send().await.unwrap(),
+                    };
+                    assert!(r.status().is_success());
+                    let _ = r.bytes().await.unwrap();
+                    lat.push(t.elapsed());
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let n = all.len();
+        let (p50, p99) = median(all);
+        println!(
+            "| {label} | {clients} | {:.0}/s | {:.2} ms | {:.2} ms |",
+            n as f64 / elapsed,
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
+    }
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .unwrap()
+        .to_string();
+    println!(
+        "\n(bench process RSS after the run, server and client in one process: {})",
+        rss.split_whitespace().nth(1).unwrap_or("?").to_string() + " kB"
+    );
+}
+
+fn main() {
+    println!(
+        "wasm-apiserver benchmarks ({} cores)\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    hooks();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(rest());
+}
