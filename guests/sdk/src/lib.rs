@@ -321,6 +321,9 @@ macro_rules! export_plugin {
             }
         }
 
+        // Only a wasm build exports the component's symbols; a native build (unit tests)
+        // has names like `wasm-apiserver:plugin/hooks@0.1.0#describe` the linker rejects.
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_plugin_world!(__WasmApiserverPlugin with_types_in $crate::bindings);
     };
 }

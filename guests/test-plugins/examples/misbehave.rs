@@ -88,4 +88,5 @@ impl Guest for Misbehave {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 wasm_apiserver_sdk::bindings::__export_plugin_world!(Misbehave with_types_in wasm_apiserver_sdk::bindings);
