@@ -362,6 +362,10 @@ impl Registry {
             .map_err(|e| ApiError::from_storage(e, r, name))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
         let obj = self.decode_stored(t, &stored)?;
+        if t.version == r.storage_version {
+            // No hook to run: skip creating an instance.
+            return Ok(obj);
+        }
         let mut inst = hooks(|| t.plugin.instance())?;
         Ok(self.to_request_version(t, &mut inst, vec![obj])?.remove(0))
     }
@@ -926,8 +930,13 @@ impl Registry {
             }
             start = Some(format!("{last}\u{0}"));
         }
-        let mut inst = hooks(|| t.plugin.instance())?;
-        let items = self.to_request_version(t, &mut inst, items)?;
+        let items = if t.version == r.storage_version || items.is_empty() {
+            // No hook to run: skip creating an instance.
+            items
+        } else {
+            let mut inst = hooks(|| t.plugin.instance())?;
+            self.to_request_version(t, &mut inst, items)?
+        };
         Ok(ListResult {
             items,
             resource_version: list_rv,
