@@ -249,7 +249,15 @@ fn main() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    hooks();
+    // `cargo bench -p wasm-apiserver -- hooks` runs one section.
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if run("hooks") {
+        hooks();
+    }
+    if !run("rest") {
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -21,8 +21,8 @@ pub const MAX_MSG_LEN: usize = 256;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FooV1 {
-    #[serde(flatten)]
-    pub types: TypeMeta,
+    pub api_version: String,
+    pub kind: String,
     #[serde(default)]
     pub metadata: ObjectMeta,
     #[serde(default)]
@@ -40,8 +40,8 @@ pub struct SpecV1 {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FooV2 {
-    #[serde(flatten)]
-    pub types: TypeMeta,
+    pub api_version: String,
+    pub kind: String,
     #[serde(default)]
     pub metadata: ObjectMeta,
     #[serde(default)]
@@ -245,10 +245,8 @@ pub fn v1_to_v2(foo: FooV1) -> Result<FooV2, String> {
         msg1: foo.spec.msg1,
     });
     let mut out = FooV2 {
-        types: TypeMeta {
-            api_version: format!("{GROUP}/v2"),
-            kind: foo.types.kind,
-        },
+        api_version: format!("{GROUP}/v2"),
+        kind: foo.kind,
         metadata,
         spec: SpecV2 {
             image: extra.image,
@@ -279,10 +277,8 @@ pub fn v2_to_v1(foo: FooV2) -> Result<FooV1, String> {
     }
     let config = foo.spec.config.unwrap_or_default();
     Ok(FooV1 {
-        types: TypeMeta {
-            api_version: format!("{GROUP}/v1"),
-            kind: foo.types.kind,
-        },
+        api_version: format!("{GROUP}/v1"),
+        kind: foo.kind,
         metadata,
         spec: SpecV1 {
             msg: config.msg,
