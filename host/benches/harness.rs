@@ -250,7 +250,10 @@ fn main() {
             .unwrap_or(1)
     );
     // `cargo bench -p wasm-apiserver -- hooks` runs one section.
-    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if run("hooks") {
         hooks();

@@ -3,7 +3,8 @@
 //!
 //! The layers, outermost first: `server` (flags, TLS, start-up) → `http` (routes,
 //! content negotiation, Status errors) → `registry` (the generic request lifecycle,
-//! calling plugin hooks) → `storage` (one trait; the embedded backend). `plugin` is the
+//! calling plugin hooks) → `storage` (one trait; the embedded backend). `watch` is the watch cache,
+//! between the registry and storage. `plugin` is the
 //! Wasm runtime the registry calls into.
 
 pub mod api;
@@ -12,3 +13,4 @@ pub mod plugin;
 pub mod registry;
 pub mod server;
 pub mod storage;
+pub mod watch;

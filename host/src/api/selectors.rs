@@ -208,6 +208,11 @@ impl FieldSelector {
         Ok(FieldSelector(out))
     }
 
+    /// Add `field=value` (a legacy watch on one name).
+    pub fn require(&mut self, field: &str, value: &str) {
+        self.0.push((field.to_string(), true, value.to_string()));
+    }
+
     /// Whether `obj` matches; a missing field compares as the empty string.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(field, eq, value)| {

@@ -100,18 +100,18 @@ impl ApiError {
     }
 
     pub fn invalid(r: &ResourceInfo, name: &str, errors: &[FieldError]) -> Self {
+        Self::invalid_kind(&r.group, &r.kind, name, errors)
+    }
+
+    /// 422 Invalid for any group and kind (`ListOptions.meta.k8s.io` for bad options).
+    pub fn invalid_kind(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Self {
         Self::new(
             422,
             "Invalid",
-            format!(
-                "{}.{} {name:?} is invalid: {}",
-                r.kind,
-                r.group,
-                aggregate(errors)
-            ),
+            format!("{kind}.{group} {name:?} is invalid: {}", aggregate(errors)),
         )
         .with_details(json!({
-            "name": name, "group": r.group, "kind": r.kind,
+            "name": name, "group": group, "kind": kind,
             "causes": errors.iter().map(FieldError::cause).collect::<Vec<_>>(),
         }))
     }

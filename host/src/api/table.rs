@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::plugin::{Cell, VersionInfo};
 
 /// `includeObject`: what each row carries besides its cells.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IncludeObject {
     None,
     Metadata,

@@ -14,15 +14,18 @@ use axum::Router;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::table::{self, IncludeObject};
-use crate::api::{ApiError, ApiResult};
+use crate::api::{ApiError, ApiResult, FieldError};
 use crate::plugin::{PluginCatalog, UserInfo};
 use crate::registry::{
     DeleteOptions, FieldValidation, ListOptions, PatchType, Registry, Target, WriteOptions,
 };
+use crate::watch::{Encoding, WatchRequest, WatchStart};
 use discovery::Documents;
+use futures::StreamExt as _;
 use negotiate::Output;
 
 /// Bodies above this are refused with 413, as kube-apiserver's 3 MiB request limit.
@@ -31,16 +34,19 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// Shared by every request.
 pub struct AppState {
     pub registry: Arc<Registry>,
+    /// A watch without timeoutSeconds ends after this (`--min-request-timeout`).
+    pub watch_timeout: Duration,
     /// Discovery and OpenAPI documents, rebuilt when the plugin catalog changes.
     docs: RwLock<(Arc<PluginCatalog>, Arc<Documents>)>,
 }
 
 impl AppState {
-    pub fn new(registry: Arc<Registry>) -> Arc<Self> {
+    pub fn new(registry: Arc<Registry>, watch_timeout: Duration) -> Arc<Self> {
         let catalog = registry.plugins.snapshot();
         let docs = Arc::new(Documents::build(&catalog));
         Arc::new(AppState {
             registry,
+            watch_timeout,
             docs: RwLock::new((catalog, docs)),
         })
     }
@@ -63,6 +69,7 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/version", get(version))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(health))
         .route("/livez", get(health))
         .route("/readyz", get(ready))
@@ -401,6 +408,12 @@ async fn serve_apis(
             .map(|d| json_response(StatusCode::OK, out, d))
             .ok_or_else(ApiError::path_not_found);
     }
+    // The legacy `/apis/{group}/{version}/watch/...` form of `?watch=true`.
+    let mut segs = segs;
+    let legacy_watch = segs.get(2) == Some(&"watch");
+    if legacy_watch {
+        segs.remove(2);
+    }
     let path = parse_path(&segs).ok_or_else(ApiError::path_not_found)?;
     let catalog = state.registry.plugins.snapshot();
     let plugin = catalog
@@ -430,10 +443,26 @@ async fn serve_apis(
     let mut warnings: Vec<String> = version.deprecation_warning.iter().cloned().collect();
     let registry = &state.registry;
 
+    let watching = legacy_watch || parse_bool(query.get("watch"))?.unwrap_or(false);
+    if watching && method == Method::GET && path.subresource.is_none() {
+        return watch(state, &target, &headers, &query, path.name).await;
+    }
+    if legacy_watch {
+        return Err(ApiError::method_not_allowed(method.as_str(), &r.kind));
+    }
+
     let response = match (path.name, method.clone()) {
         (None, Method::GET) => {
-            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                return Err(ApiError::method_not_allowed("watch", &r.kind));
+            if query.contains_key("sendInitialEvents") {
+                return Err(ApiError::invalid_kind(
+                    "meta.k8s.io",
+                    "ListOptions",
+                    "",
+                    &[FieldError::forbidden(
+                        "sendInitialEvents",
+                        "sendInitialEvents is forbidden for list",
+                    )],
+                ));
             }
             let out = negotiate::choose(&headers, true, false)?;
             let opts = list_options(&query, r)?;
@@ -551,6 +580,185 @@ async fn serve_apis(
         (_, m) => return Err(ApiError::method_not_allowed(m.as_str(), &r.kind)),
     };
     Ok(add_warnings(response, &warnings))
+}
+
+/// `strconv.ParseBool`, as Go decodes boolean query parameters.
+fn parse_bool(v: Option<&String>) -> ApiResult<Option<bool>> {
+    match v.map(String::as_str) {
+        None => Ok(None),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(Some(true)),
+        Some("" | "0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(Some(false)),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "strconv.ParseBool: parsing {other:?}: invalid syntax"
+        ))),
+    }
+}
+
+/// A watch on a collection (or, by the legacy path, on one name): validate the
+/// options as kube-apiserver's `ValidateListOptions` does, then stream from the cache.
+async fn watch(
+    state: &AppState,
+    t: &Target,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    name: Option<&str>,
+) -> ApiResult<Response> {
+    let r = t.resource();
+    let out = negotiate::choose(headers, true, false)?;
+    let encoding = match out {
+        Output::Json => Encoding::Json(t.version.as_str().into()),
+        Output::Table => Encoding::Table(
+            t.version.as_str().into(),
+            IncludeObject::parse(query.get("includeObject").map(String::as_str))
+                .map_err(ApiError::bad_request)?,
+        ),
+        _ => {
+            return Err(ApiError::not_acceptable(
+                headers
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default(),
+            ))
+        }
+    };
+    let mut opts = list_options(query, r)?;
+    if let Some(name) = name {
+        opts.fields.require("metadata.name", name);
+    }
+    let send_initial_events = parse_bool(query.get("sendInitialEvents"))?;
+    let bookmarks = parse_bool(query.get("allowWatchBookmarks"))?.unwrap_or(false);
+    let matching = opts.resource_version_match.clone().unwrap_or_default();
+    let mut errs = Vec::new();
+    if send_initial_events.is_some() && matching != "NotOlderThan" {
+        errs.push(FieldError::forbidden(
+            "resourceVersionMatch",
+            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
+    }
+    if !matching.is_empty() {
+        if send_initial_events.is_none() {
+            errs.push(FieldError::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            ));
+        }
+        if matching != "NotOlderThan" {
+            let mut e = FieldError::new(
+                crate::api::FieldErrorType::NotSupported,
+                "resourceVersionMatch",
+                Some(&json!(matching)),
+                "",
+            );
+            e.supported_values = vec!["NotOlderThan".into()];
+            errs.push(e);
+        }
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid_kind(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            &errs,
+        ));
+    }
+    let start = match opts.resource_version.as_deref() {
+        None | Some("") => WatchStart::Latest,
+        Some("0") => WatchStart::Any,
+        Some(rv) => WatchStart::After(
+            crate::registry::meta::parse_resource_version(rv).map_err(ApiError::bad_request)?,
+        ),
+    };
+    let timeout = match query.get("timeoutSeconds").filter(|s| !s.is_empty()) {
+        Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "timeoutSeconds: Invalid value: {s:?}: must be a non-negative integer"
+            ))
+        })?),
+        None => state.watch_timeout,
+    };
+    let req = WatchRequest {
+        prefix: t.prefix(),
+        labels: opts.labels,
+        fields: opts.fields,
+        encoding,
+        start,
+        send_initial_events,
+        bookmarks,
+        timeout,
+        api_version: format!("{}/{}", r.group, t.version),
+        kind: r.kind.clone(),
+    };
+    let events = state.registry.cacher(t).watch(req).await?;
+    let body = axum::body::Body::from_stream(events.map(Ok::<_, std::convert::Infallible>));
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(out.content_type()),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    Ok(resp)
+}
+
+/// Prometheus text: watchers and watch-cache counters per resource.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::new();
+    let caches = state.registry.watch.all();
+    let series: [(&str, &str, &str, fn(&crate::watch::Cacher) -> u64); 5] = [
+        (
+            "apiserver_registered_watchers",
+            "gauge",
+            "Watchers currently registered, per resource.",
+            |c| c.watcher_count() as u64,
+        ),
+        (
+            "wasm_apiserver_watch_cache_events_total",
+            "counter",
+            "Events the watch cache received from storage.",
+            |c| c.stats.events.load(Relaxed),
+        ),
+        (
+            "wasm_apiserver_watch_conversions_total",
+            "counter",
+            "convert hook calls made to serve watchers.",
+            |c| c.stats.conversions.load(Relaxed),
+        ),
+        (
+            "wasm_apiserver_watch_prints_total",
+            "counter",
+            "print hook calls made to serve Table watchers.",
+            |c| c.stats.prints.load(Relaxed),
+        ),
+        (
+            "wasm_apiserver_watch_closed_slow_total",
+            "counter",
+            "Watchers closed because they fell behind.",
+            |c| c.stats.closed_slow.load(Relaxed),
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for c in &caches {
+            let r = &c.plugin.resource;
+            let _ = writeln!(
+                out,
+                "{name}{{group=\"{}\",resource=\"{}\"}} {}",
+                r.group,
+                r.plural,
+                value(c)
+            );
+        }
+    }
+    let mut resp = out.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
 }
 
 fn add_warnings(mut r: Response, warnings: &[String]) -> Response {

@@ -21,6 +21,7 @@ use crate::plugin::{
     Operation, Plugin, PluginInstance, PluginRegistry, RequestInfo, ResourceInfo, UserInfo,
 };
 use crate::storage::{ListRequest, Revision, Storage, StorageError, Stored};
+use crate::watch::{Cacher, WatchCaches, WatchSettings};
 
 /// How often an unconditional update or patch is retried after losing a race.
 const MAX_UPDATE_RETRIES: usize = 16;
@@ -29,6 +30,9 @@ const MAX_UPDATE_RETRIES: usize = 16;
 pub struct Registry {
     pub plugins: Arc<PluginRegistry>,
     pub storage: Arc<dyn Storage>,
+    /// Watch caches, one per resource, created on first watch (or list at
+    /// `resourceVersion=0`).
+    pub watch: WatchCaches,
 }
 
 /// What a request addresses: a plugin's kind in one of its versions, in a namespace.
@@ -215,11 +219,24 @@ fn decode_continue(token: &str) -> ApiResult<(Revision, String)> {
 }
 
 impl Registry {
-    pub fn new(plugins: Arc<PluginRegistry>, storage: Arc<dyn Storage>) -> Self {
-        Registry { plugins, storage }
+    pub fn new(
+        plugins: Arc<PluginRegistry>,
+        storage: Arc<dyn Storage>,
+        watch: WatchSettings,
+    ) -> Self {
+        Registry {
+            plugins,
+            storage,
+            watch: WatchCaches::new(watch),
+        }
     }
 
-    fn decode_stored(&self, t: &Target, s: &Stored) -> ApiResult<Value> {
+    /// The watch cache of a target's resource.
+    pub fn cacher(&self, t: &Target) -> Arc<Cacher> {
+        self.watch.get(&t.plugin, &self.storage)
+    }
+
+    fn decode_stored(&self, s: &Stored) -> ApiResult<Value> {
         let mut obj: Value = serde_json::from_slice(&s.value).map_err(|e| {
             ApiError::internal(format!(
                 "the stored object at {} is not valid JSON: {e}",
@@ -233,7 +250,6 @@ impl Registry {
             )));
         }
         set_rv(&mut obj, s.revision);
-        let _ = t;
         Ok(obj)
     }
 
@@ -361,7 +377,7 @@ impl Registry {
             .await
             .map_err(|e| ApiError::from_storage(e, r, name))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
-        let obj = self.decode_stored(t, &stored)?;
+        let obj = self.decode_stored(&stored)?;
         if t.version == r.storage_version {
             // No hook to run: skip creating an instance.
             return Ok(obj);
@@ -486,7 +502,7 @@ impl Registry {
             if precondition.is_some_and(|p| p != current.revision) {
                 return Err(ApiError::modified(r, name));
             }
-            let old = self.decode_stored(t, &current)?;
+            let old = self.decode_stored(&current)?;
             match self
                 .finish_update(
                     t,
@@ -525,7 +541,7 @@ impl Registry {
         for _ in 0..MAX_UPDATE_RETRIES {
             let mut warnings = Vec::new();
             let current = self.read_current(t, name).await?;
-            let stored = self.decode_stored(t, &current)?;
+            let stored = self.decode_stored(&current)?;
             let mut doc = self
                 .to_request_version(t, &mut inst, vec![stored.clone()])?
                 .remove(0);
@@ -735,7 +751,7 @@ impl Registry {
         let mut inst = hooks(|| t.plugin.instance())?;
         for _ in 0..MAX_UPDATE_RETRIES {
             let current = self.read_current(t, name).await?;
-            let mut obj = self.decode_stored(t, &current)?;
+            let mut obj = self.decode_stored(&current)?;
             if let Some(uid) = &opts.precondition_uid {
                 let actual = obj["metadata"]["uid"].as_str().unwrap_or_default();
                 if uid != actual {
@@ -884,6 +900,11 @@ impl Registry {
             ));
         }
 
+        let from_cache = opts.continue_token.as_deref().is_none_or(str::is_empty)
+            && opts.resource_version.as_deref() == Some("0");
+        if from_cache {
+            return self.list_from_cache(t, opts).await;
+        }
         let limit = opts.limit.filter(|l| *l > 0);
         let filtering = !opts.labels.is_empty() || !opts.fields.is_empty();
         let mut items = Vec::new();
@@ -909,7 +930,7 @@ impl Registry {
                     break;
                 }
                 last_key = Some(s.key.clone());
-                let obj = self.decode_stored(t, s)?;
+                let obj = self.decode_stored(s)?;
                 if opts.labels.matches(obj["metadata"]["labels"].as_object())
                     && opts.fields.matches(&obj)
                 {
@@ -941,6 +962,33 @@ impl Registry {
             items,
             resource_version: list_rv,
             continue_token,
+        })
+    }
+
+    /// A list at `resourceVersion=0`: any recent state will do, so the watch cache
+    /// answers without touching storage. As kube-apiserver's cache did, it ignores
+    /// `limit` and returns everything in one page.
+    async fn list_from_cache(&self, t: &Target, opts: &ListOptions) -> ApiResult<ListResult> {
+        let (objs, rev) = self.cacher(t).list(&t.prefix()).await?;
+        let items: Vec<Value> = objs
+            .iter()
+            .filter(|o| {
+                opts.labels
+                    .matches(o.value["metadata"]["labels"].as_object())
+                    && opts.fields.matches(&o.value)
+            })
+            .map(|o| o.value.clone())
+            .collect();
+        let items = if t.version == t.resource().storage_version || items.is_empty() {
+            items
+        } else {
+            let mut inst = hooks(|| t.plugin.instance())?;
+            self.to_request_version(t, &mut inst, items)?
+        };
+        Ok(ListResult {
+            items,
+            resource_version: rev,
+            continue_token: None,
         })
     }
 

@@ -16,6 +16,7 @@ use crate::http::{router, AppState};
 use crate::plugin::{PluginEngine, PluginRegistry, RuntimeLimits};
 use crate::registry::Registry;
 use crate::storage::embedded::EmbeddedStore;
+use crate::watch::WatchSettings;
 
 /// Command-line flags; names follow k8s.io/apiserver's where one exists.
 #[derive(Parser, Debug, Clone)]
@@ -59,6 +60,20 @@ pub struct Flags {
     /// Linear memory cap per plugin instance, in MiB.
     #[arg(long, default_value_t = 64)]
     pub plugin_memory_mib: usize,
+    /// Events kept per resource for watchers resuming from a resourceVersion; older
+    /// ones get 410 Expired and relist.
+    #[arg(long, default_value_t = 1000)]
+    pub watch_cache_window: usize,
+    /// Events queued for one watcher before it is closed as too slow.
+    #[arg(long, default_value_t = 1000)]
+    pub watch_queue: usize,
+    /// Seconds between BOOKMARK events for watchers that allow them.
+    #[arg(long, default_value_t = 60)]
+    pub watch_bookmark_seconds: u64,
+    /// Default (and maximum) watch duration in seconds when the client sets no
+    /// timeoutSeconds; kube-apiserver's --min-request-timeout.
+    #[arg(long, default_value_t = 1800)]
+    pub min_request_timeout: u64,
 }
 
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
@@ -71,8 +86,17 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let plugins = Arc::new(PluginRegistry::new(engine));
     let catalog = tokio::task::block_in_place(|| plugins.load_dir(&flags.plugin_dir))?;
     let storage = Arc::new(EmbeddedStore::open(&flags.data_dir.join("store"))?);
-    let registry = Arc::new(Registry::new(plugins, storage));
-    let state = AppState::new(registry);
+    let watch = WatchSettings {
+        window: flags.watch_cache_window.max(1),
+        watcher_queue: flags.watch_queue.max(1),
+        bookmark_interval: Duration::from_secs(flags.watch_bookmark_seconds.max(1)),
+        ..WatchSettings::default()
+    };
+    let registry = Arc::new(Registry::new(plugins, storage, watch));
+    let state = AppState::new(
+        registry,
+        Duration::from_secs(flags.min_request_timeout.max(1)),
+    );
     let app = router(state);
 
     let cert_dir = flags

@@ -14,7 +14,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{ListPage, ListRequest, Result, Revision, Storage, StorageError, Stored};
+use futures::StreamExt as _;
+use tokio::sync::broadcast;
+
+use super::{
+    Event, ListPage, ListRequest, Result, Revision, Storage, StorageError, Stored, WatchItem,
+    WatchStream,
+};
 
 /// How many revisions of history are kept (for lists at an earlier revision and watch
 /// resume). Older continue tokens get 410 Expired. Default 10,000 writes.
@@ -36,8 +42,21 @@ pub struct Change {
     pub value: Option<Vec<u8>>,
 }
 
+/// How many committed writes a storage watch may fall behind the writers before it
+/// ends with an error (its consumer then resumes from history).
+const FEED_CAPACITY: usize = 4096;
+
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    feed: Arc<Feed>,
+}
+
+/// Committed writes, in revision order, for storage watches. Writers hold `order`
+/// from the start of their transaction until the write is published, so that the feed
+/// never sees revision n+1 before n.
+struct Feed {
+    order: std::sync::Mutex<()>,
+    tx: broadcast::Sender<Arc<Event>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> StorageError {
@@ -64,7 +83,14 @@ impl EmbeddedStore {
             }
         }
         tx.commit()?;
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        let (tx, _) = broadcast::channel(FEED_CAPACITY);
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            feed: Arc::new(Feed {
+                order: std::sync::Mutex::new(()),
+                tx,
+            }),
+        })
     }
 
     /// Run a blocking database operation off the async runtime's workers.
@@ -76,6 +102,34 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(internal)?
+    }
+
+    /// A write through [`Self::write`], published to storage watches once committed.
+    async fn publish<T: Send + 'static>(
+        &self,
+        key: &str,
+        f: impl FnOnce(Option<(Revision, Vec<u8>)>) -> Result<Option<Vec<u8>>> + Send + 'static,
+        done: impl FnOnce(Revision, Option<(Revision, Vec<u8>)>) -> T + Send + 'static,
+    ) -> Result<T> {
+        let (db, feed, key) = (self.db.clone(), self.feed.clone(), key.to_string());
+        tokio::task::spawn_blocking(move || {
+            let _order = feed.order.lock().unwrap_or_else(|p| p.into_inner());
+            let mut value = None;
+            let (rev, prev) = Self::write(&db, &key, |prev| {
+                value = f(prev)?;
+                Ok(value.clone())
+            })?;
+            // No receiver is not an error: nobody watches yet.
+            let _ = feed.tx.send(Arc::new(Event {
+                key,
+                revision: rev,
+                value,
+                prev: prev.clone(),
+            }));
+            Ok(done(rev, prev))
+        })
+        .await
+        .map_err(internal)?
     }
 
     /// One write transaction: `f` sees the current object at `key` and decides the new
@@ -302,60 +356,124 @@ impl Storage for EmbeddedStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
-        let key = key.to_string();
-        self.blocking(move |db| {
-            Self::write(db, &key, |prev| match prev {
-                Some(_) => Err(StorageError::AlreadyExists { key: key.clone() }),
+        let k = key.to_string();
+        self.publish(
+            key,
+            move |prev| match prev {
+                Some(_) => Err(StorageError::AlreadyExists { key: k }),
                 None => Ok(Some(value)),
-            })
-            .map(|(rev, _)| rev)
-        })
+            },
+            |rev, _| rev,
+        )
         .await
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision> {
-        let key = key.to_string();
-        self.blocking(move |db| {
-            Self::write(db, &key, |prev| match prev {
-                None => Err(StorageError::NotFound { key: key.clone() }),
+        let k = key.to_string();
+        self.publish(
+            key,
+            move |prev| match prev {
+                None => Err(StorageError::NotFound { key: k }),
                 Some((current, _)) if current != expected => Err(StorageError::Conflict {
-                    key: key.clone(),
+                    key: k,
                     expected,
                     current,
                 }),
                 Some(_) => Ok(Some(value)),
-            })
-            .map(|(rev, _)| rev)
-        })
+            },
+            |rev, _| rev,
+        )
         .await
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<Stored> {
-        let key = key.to_string();
-        self.blocking(move |db| {
-            let (rev, prev) = Self::write(db, &key, |prev| match prev {
-                None => Err(StorageError::NotFound { key: key.clone() }),
+        let k = key.to_string();
+        let out = key.to_string();
+        self.publish(
+            key,
+            move |prev| match prev {
+                None => Err(StorageError::NotFound { key: k }),
                 Some((current, _)) if expected.is_some_and(|e| e != current) => {
                     Err(StorageError::Conflict {
-                        key: key.clone(),
+                        key: k,
                         expected: expected.unwrap_or_default(),
                         current,
                     })
                 }
                 Some(_) => Ok(None),
-            })?;
-            let (_, value) = prev.expect("checked above");
-            Ok(Stored {
-                key: key.clone(),
-                value,
+            },
+            move |rev, prev| Stored {
+                key: out,
+                value: prev.expect("a delete has a previous value").1,
                 revision: rev,
-            })
-        })
+            },
+        )
         .await
     }
 
     async fn list(&self, req: ListRequest) -> Result<ListPage> {
         self.blocking(move |db| Self::list_blocking(db, &req)).await
+    }
+
+    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream> {
+        // Subscribe first, then read history: every write is in one or the other (or
+        // both; duplicates are dropped by revision).
+        let mut live = self.feed.tx.subscribe();
+        let history = self.changes_since(from).await?;
+        let prefix = prefix.to_string();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<WatchItem>>(256);
+        tokio::spawn(async move {
+            let item = |rev: Revision, key: &str, make: &dyn Fn() -> Event| {
+                if key.starts_with(&prefix) {
+                    WatchItem::Event(make())
+                } else {
+                    WatchItem::Progress(rev)
+                }
+            };
+            let mut last = from;
+            for (rev, c) in history {
+                last = rev;
+                let out = item(rev, &c.key, &|| Event {
+                    key: c.key.clone(),
+                    revision: rev,
+                    value: c.value.clone(),
+                    prev: c.prev.clone(),
+                });
+                if tx.send(Ok(out)).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                let next = tokio::select! {
+                    next = live.recv() => next,
+                    _ = tx.closed() => return,
+                };
+                let e = match next {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let _ = tx
+                            .send(Err(StorageError::Internal(format!(
+                                "the watch fell {n} writes behind; resume from revision {last}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if e.revision <= last {
+                    continue;
+                }
+                last = e.revision;
+                let out = item(e.revision, &e.key, &|| (*e).clone());
+                if tx.send(Ok(out)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .boxed())
     }
 
     async fn current_revision(&self) -> Result<Revision> {

@@ -10,6 +10,7 @@
 pub mod embedded;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 
 pub type Revision = u64;
 
@@ -44,6 +45,31 @@ pub struct ListPage {
     /// Whether keys remain after the last item.
     pub more: bool,
 }
+
+/// One write under a watched prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub key: String,
+    /// The revision of the write.
+    pub revision: Revision,
+    /// The value after the write; `None` for a delete.
+    pub value: Option<Vec<u8>>,
+    /// The value before the write, with its revision; `None` for a create.
+    pub prev: Option<(Revision, Vec<u8>)>,
+}
+
+/// What a storage watch yields, in revision order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchItem {
+    Event(Event),
+    /// The store has reached this revision: no event under the prefix is missing up
+    /// to it (a write elsewhere, or a progress notification). Feeds bookmarks.
+    Progress(Revision),
+}
+
+/// A storage watch: ends with an error (then resume from the last revision seen), or
+/// when the receiver is dropped.
+pub type WatchStream = BoxStream<'static, Result<WatchItem>>;
 
 /// What went wrong, in terms the REST layer maps to Status codes.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +125,10 @@ pub trait Storage: Send + Sync + 'static {
 
     /// A page of objects under a prefix, optionally as of an earlier revision.
     async fn list(&self, req: ListRequest) -> Result<ListPage>;
+
+    /// Every write under `prefix` after revision `from` (exclusive), in revision order,
+    /// then new writes as they commit. `Expired` when `from` has been compacted.
+    async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream>;
 
     /// The store's current revision.
     async fn current_revision(&self) -> Result<Revision>;

@@ -14,17 +14,26 @@ pub struct Server {
 impl Server {
     /// Serve the example plugins from a fresh data folder.
     pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// [`Server::start`] with extra flags.
+    pub fn start_with(flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins).unwrap();
         for p in ["hello", "wardle-flunder", "wardle-fischer"] {
             std::fs::copy(super::example(p), plugins.join(format!("{p}.wasm"))).unwrap();
         }
-        Self::start_in(dir)
+        Self::start_in_with(dir, flags)
     }
 
     /// Serve `dir/plugins` with data in `dir/data` (reusing what is there).
     pub fn start_in(dir: tempfile::TempDir) -> Server {
+        Self::start_in_with(dir, &[])
+    }
+
+    pub fn start_in_with(dir: tempfile::TempDir, flags: &[&str]) -> Server {
         let kubeconfig = dir.path().join("kubeconfig");
         let _ = std::fs::remove_file(&kubeconfig);
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
@@ -36,6 +45,7 @@ impl Server {
             .arg(dir.path().join("data"))
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -117,6 +127,24 @@ impl Server {
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
             .build()
             .unwrap()
+    }
+
+    /// A counter or gauge from `/metrics` for one resource.
+    pub async fn metric(&self, name: &str, resource: &str) -> u64 {
+        let text = self
+            .client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let prefix = format!("{name}{{");
+        text.lines()
+            .filter(|l| l.starts_with(&prefix) && l.contains(&format!("resource=\"{resource}\"")))
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn stop(mut self) -> tempfile::TempDir {
