@@ -276,3 +276,75 @@ fn data_survives_restart_and_kill_9() {
         .collect();
     assert!(lost.is_empty(), "lost acknowledged writes: {lost:?}");
 }
+
+/// `kubectl get fo -w` (a Table watch) sees what another kubectl creates, changes
+/// and deletes, in order.
+#[test]
+fn kubectl_get_watch_sees_another_kubectls_changes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let s = Server::start();
+    let mut watch = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args([
+            "get",
+            "fo",
+            "-w",
+            "--output-watch-events",
+            "--request-timeout",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // kubectl lists (nothing yet) and then watches; give it a moment to start.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (ok, out, err) = s.kubectl_stdin(&["create", "-f", "-"], Some(FOO_V2));
+    assert!(ok, "{out}{err}");
+    s.ok(&["label", "fo", "from-v2", "stage=two"]);
+    s.ok(&["delete", "fo", "from-v2"]);
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline
+        && !lines.iter().any(|l: &String| l.starts_with("DELETED"))
+    {
+        if let Ok(l) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            lines.push(l);
+        }
+    }
+    let _ = watch.kill();
+    let events: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|l| !l.starts_with("EVENT"))
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next().unwrap(), f.next().unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("ADDED", "from-v2"),
+            ("MODIFIED", "from-v2"),
+            ("DELETED", "from-v2")
+        ],
+        "kubectl get -w printed:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines[0].starts_with("EVENT") && lines[0].contains("IMAGE"),
+        "{lines:?}"
+    );
+    assert!(lines[1].contains("nginx:1.27"), "{lines:?}");
+}

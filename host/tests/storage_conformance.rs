@@ -178,3 +178,123 @@ async fn revisions_are_monotonic_under_concurrent_writers() {
         assert_eq!(all.len(), n, "{name}: no two writes share a revision");
     }
 }
+
+/// Watch properties from etcd's robustness tests: ordered, unique, reliable (no gap),
+/// atomic (one event per write with its previous value), resumable from any kept
+/// revision, bookmarkable (progress for writes outside the prefix), and a
+/// compacted start reports `Expired`.
+#[tokio::test(flavor = "multi_thread")]
+async fn watches_are_ordered_unique_reliable_resumable_and_bookmarkable() {
+    use futures::StreamExt as _;
+    use std::sync::Arc;
+    use wasm_apiserver::storage::WatchItem;
+    for (name, s, _dir) in backends() {
+        let s: Arc<dyn Storage> = Arc::from(s);
+        let start = s.current_revision().await.unwrap();
+        let mut w = s.watch("/g/w/", start).await.unwrap();
+        // Concurrent writers under the prefix, and one outside it.
+        let mut tasks = Vec::new();
+        for t in 0..4 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut revs = Vec::new();
+                for i in 0..25 {
+                    let key = format!("/g/w/ns/k{t}-{i}");
+                    let r = s.create(&key, format!("{i}").into_bytes()).await.unwrap();
+                    let r2 = s.update(&key, b"u".to_vec(), r).await.unwrap();
+                    revs.push((key, r, r2));
+                }
+                revs
+            }));
+        }
+        let outside = s.create("/g/other/ns/x", b"o".to_vec()).await.unwrap();
+        let mut writes = Vec::new();
+        for t in tasks {
+            writes.extend(t.await.unwrap());
+        }
+        let mut seen = Vec::new();
+        let mut progress = Vec::new();
+        while seen.len() < 200 {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), w.next()).await {
+                Ok(Some(Ok(WatchItem::Event(e)))) => seen.push(e),
+                Ok(Some(Ok(WatchItem::Progress(r)))) => progress.push(r),
+                other => panic!("{name}: watch ended early: {other:?}"),
+            }
+        }
+        let revs: Vec<u64> = seen.iter().map(|e| e.revision).collect();
+        assert!(
+            revs.windows(2).all(|p| p[0] < p[1]),
+            "{name}: strictly increasing"
+        );
+        assert!(revs[0] > start, "{name}: only events after the start");
+        for (key, r, r2) in &writes {
+            let create = seen
+                .iter()
+                .find(|e| e.revision == *r)
+                .expect("every create seen");
+            assert_eq!((&create.key, create.prev.is_none()), (key, true), "{name}");
+            let update = seen
+                .iter()
+                .find(|e| e.revision == *r2)
+                .expect("every update seen");
+            assert_eq!(
+                update.prev.as_ref().map(|p| p.0),
+                Some(*r),
+                "{name}: prev revision"
+            );
+            assert_eq!(update.value.as_deref(), Some(&b"u"[..]), "{name}");
+        }
+        assert!(
+            progress.contains(&outside),
+            "{name}: a write elsewhere is progress"
+        );
+        // Resumable: from the middle, exactly the rest, in the same order.
+        let mid = revs[99];
+        let mut again = s.watch("/g/w/", mid).await.unwrap();
+        let mut rest = Vec::new();
+        while rest.len() < 100 {
+            if let Some(Ok(WatchItem::Event(e))) = again.next().await {
+                rest.push(e.revision);
+            }
+        }
+        assert_eq!(rest, revs[100..], "{name}: resumes without gap or repeat");
+        // A delete carries the last value.
+        let del = s.delete(&writes[0].0, None).await.unwrap();
+        loop {
+            match again.next().await {
+                Some(Ok(WatchItem::Event(e))) => {
+                    assert_eq!(e.revision, del.revision, "{name}");
+                    assert_eq!(e.value, None);
+                    assert_eq!(e.prev.map(|p| p.1), Some(b"u".to_vec()));
+                    break;
+                }
+                Some(Ok(WatchItem::Progress(_))) => {}
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+}
+
+/// A watch from a revision the store no longer keeps is `Expired`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_from_a_compacted_revision_is_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    let total = wasm_apiserver::storage::embedded::HISTORY_REVISIONS + 200;
+    let mut rev = 0;
+    for i in 0..total {
+        rev = s
+            .create(&format!("/g/c/ns/k{i}"), b"x".to_vec())
+            .await
+            .unwrap();
+    }
+    match s.watch("/g/c/", 1).await {
+        Err(StorageError::Expired { requested, oldest }) => {
+            assert_eq!(requested, 1);
+            assert!(oldest > 1 && oldest <= rev);
+        }
+        Err(e) => panic!("expected Expired, got {e:?}"),
+        Ok(_) => panic!("expected Expired, got a stream"),
+    }
+    assert!(s.watch("/g/c/", rev - 10).await.is_ok());
+}

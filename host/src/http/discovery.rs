@@ -16,6 +16,7 @@ const VERBS: &[&str] = &[
     "list",
     "patch",
     "update",
+    "watch",
 ];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
@@ -221,6 +222,11 @@ fn resource_paths(r: &ResourceInfo, version: &str) -> Map<String, Value> {
         query("limit", "limit is a maximum number of responses to return for a list call."),
         query("continue", "The continue option should be set when retrieving more results from the server."),
         query("resourceVersion", "resourceVersion sets a constraint on what resource versions a request may be served from."),
+        query("resourceVersionMatch", "resourceVersionMatch determines how resourceVersion is applied to list calls."),
+        query("watch", "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications."),
+        query("allowWatchBookmarks", "allowWatchBookmarks requests watch events with type \"BOOKMARK\"."),
+        query("sendInitialEvents", "`sendInitialEvents=true` may be set together with `watch=true`: the stream begins with synthetic events for the current state, then a BOOKMARK annotated \"k8s.io/initial-events-end\"."),
+        query("timeoutSeconds", "Timeout for the list/watch call."),
     ];
     let op = |action: &str, id: &str, schema: &Value, params: &Vec<Value>, ok: &str| {
         json!({
