@@ -242,6 +242,256 @@ async fn rest() {
     );
 }
 
+/// A server process (the release binary) on a fresh data folder, for measurements
+/// that need its own CPU time and RSS.
+struct ServerProcess {
+    child: std::process::Child,
+    url: String,
+    ca: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        for p in ["hello", "wardle-flunder", "wardle-fischer"] {
+            std::fs::copy(
+                root().join(format!("target/plugins/{p}.wasm")),
+                plugins.join(format!("{p}.wasm")),
+            )
+            .unwrap();
+        }
+        let kubeconfig = dir.path().join("kubeconfig");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
+            .args(["--dev", "--secure-port", "0"])
+            .arg("--plugin-dir")
+            .arg(&plugins)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--write-kubeconfig")
+            .arg(&kubeconfig)
+            .args(extra)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        while !kubeconfig.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let text = std::fs::read_to_string(&kubeconfig).unwrap();
+        let url = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .unwrap()
+            .to_string();
+        let ca = std::fs::read(dir.path().join("data/certs/ca.crt")).unwrap();
+        ServerProcess {
+            child,
+            url,
+            ca,
+            _dir: dir,
+        }
+    }
+
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca).unwrap())
+            .http2_prior_knowledge()
+            .build()
+            .unwrap()
+    }
+
+    /// (user+system CPU seconds, RSS KiB) of the server process.
+    fn usage(&self) -> (f64, u64) {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let rss = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap();
+        (ticks / 100.0, rss)
+    }
+
+    async fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains("resource=\"foos\""))
+            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fan-out: 1,000 watchers of one resource (half v1, half v2) over HTTP/2 while a
+/// writer updates at a fixed rate. Latency is from the write's acknowledgement to a
+/// watcher's receipt of the event.
+async fn watch_fanout() {
+    const WATCHERS: usize = 1000;
+    const RATE: u64 = 500;
+    const SECONDS: u64 = 5;
+    let server = ServerProcess::start(&[]);
+    let base = format!("{}/apis/hello.zeng.dev", server.url);
+    let writer = server.client();
+    let body = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": "hot"}, "spec": {"image": "busybox", "config": {"msg": "0"}}});
+    let r = writer
+        .post(format!("{base}/v2/namespaces/default/foos"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let start_rv: String = r.json::<Value>().await.unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .into();
+    let (_, rss_before) = server.usage();
+
+    // 8 HTTP/2 connections, 125 watches each (informers multiplex the same way).
+    let clients: Vec<reqwest::Client> = (0..8).map(|_| server.client()).collect();
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(WATCHERS);
+    for i in 0..WATCHERS {
+        let c = clients[i % clients.len()].clone();
+        let version = if i % 2 == 0 { "v1" } else { "v2" };
+        let url = format!(
+            "{base}/{version}/namespaces/default/foos?watch=true&resourceVersion={start_rv}"
+        );
+        let ready = ready_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut resp = c.get(url).send().await.unwrap();
+            assert!(resp.status().is_success());
+            ready.send(()).await.unwrap();
+            // (revision, when received), found without a full JSON parse.
+            let mut got: Vec<(u64, Duration)> = Vec::new();
+            let mut buf = Vec::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                let now = t0.elapsed();
+                buf.extend_from_slice(&chunk);
+                while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).collect();
+                    let text = std::str::from_utf8(&line).unwrap();
+                    if let Some(p) = text.find("\"resourceVersion\":\"") {
+                        let rest = &text[p + 19..];
+                        let rv: u64 = rest[..rest.find('"').unwrap()].parse().unwrap();
+                        got.push((rv, now));
+                    }
+                }
+            }
+            got
+        }));
+    }
+    for _ in 0..WATCHERS {
+        ready_rx.recv().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (cpu0, rss_watching) = server.usage();
+    let events0 = server
+        .metric("wasm_apiserver_watch_cache_events_total")
+        .await;
+    let conv0 = server
+        .metric("wasm_apiserver_watch_conversions_total")
+        .await;
+
+    // The writer: RATE updates per second, acknowledgement times by revision.
+    let mut acks: Vec<(u64, Duration)> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    let url = format!("{base}/v2/namespaces/default/foos/hot");
+    for n in 0..RATE * SECONDS {
+        tick.tick().await;
+        let patch = json!({"spec": {"config": {"msg": n.to_string()}}});
+        let r = writer
+            .patch(&url)
+            .header("content-type", "application/merge-patch+json")
+            .body(patch.to_string())
+            .send()
+            .await
+            .unwrap();
+        let now = t0.elapsed();
+        let rv: u64 = r.json::<Value>().await.unwrap()["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        acks.push((rv, now));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cpu1, _) = server.usage();
+    let events = server
+        .metric("wasm_apiserver_watch_cache_events_total")
+        .await
+        - events0;
+    let conversions = server
+        .metric("wasm_apiserver_watch_conversions_total")
+        .await
+        - conv0;
+    // End the streams: stop the server, then collect what each watcher received.
+    drop(server);
+    let ack: std::collections::HashMap<u64, Duration> = acks.iter().copied().collect();
+    let mut latencies = Vec::new();
+    let mut delivered = 0u64;
+    let mut out_of_order = 0;
+    for t in tasks {
+        let got = t.await.unwrap();
+        delivered += got.len() as u64;
+        out_of_order += got.windows(2).filter(|w| w[0].0 >= w[1].0).count();
+        for (rv, at) in got {
+            if let Some(a) = ack.get(&rv) {
+                latencies.push(at.saturating_sub(*a));
+            }
+        }
+    }
+    let expected = acks.len() as u64 * WATCHERS as u64;
+    let (p50, p99) = median(latencies);
+    println!();
+    println!("| watch fan-out: {WATCHERS} watchers (half v1, half v2), {RATE} updates/s for {SECONDS} s | value |");
+    println!("|---|---|");
+    println!(
+        "| events delivered / expected | {delivered} / {expected} (out of order: {out_of_order}) |"
+    );
+    println!(
+        "| delivery latency from write ack, p50 / p99 | {:.1} ms / {:.1} ms (goal p99 <= 100 ms) |",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "| server CPU per delivered event | {:.2} µs |",
+        (cpu1 - cpu0) * 1e6 / delivered.max(1) as f64
+    );
+    println!("| convert calls per event (2 versions watched, 1 needs converting) | {:.2} ({conversions} calls / {events} events) |", conversions as f64 / events.max(1) as f64);
+    println!(
+        "| server memory per idle watcher (RSS delta / watchers) | {:.1} KiB (goal <= 16 KiB) |",
+        rss_watching.saturating_sub(rss_before) as f64 / WATCHERS as f64
+    );
+}
+
 fn main() {
     println!(
         "wasm-apiserver benchmarks ({} cores)\n",
@@ -258,12 +508,14 @@ fn main() {
     if run("hooks") {
         hooks();
     }
-    if !run("rest") {
-        return;
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(rest());
+    if run("rest") {
+        rt.block_on(rest());
+    }
+    if run("watch") {
+        rt.block_on(watch_fanout());
+    }
 }

@@ -143,7 +143,7 @@ async fn health_check(Path(check): Path<String>) -> Response {
     }
 }
 
-/// Readiness checks: `ping`, `storage`, `plugins`. Load failures are listed on the
+/// Readiness checks: `ping`, `storage`, `plugins`, `watch-cache`. Load failures are listed on the
 /// `plugins` line with `?verbose` but do not make the server unready: the other
 /// plugins still serve.
 async fn readiness(state: &AppState) -> Vec<(&'static str, Result<String, String>)> {
@@ -165,10 +165,24 @@ async fn readiness(state: &AppState) -> Vec<(&'static str, Result<String, String
             errs.join("; ")
         ))
     };
+    let loading: Vec<String> = state
+        .registry
+        .watch
+        .all()
+        .iter()
+        .filter(|c| c.revision() == 0)
+        .map(|c| c.plugin.resource.qualified_plural())
+        .collect();
+    let watch_cache = if loading.is_empty() {
+        Ok(String::new())
+    } else {
+        Err(format!("not loaded yet: {}", loading.join(", ")))
+    };
     vec![
         ("ping", Ok(String::new())),
         ("storage", storage),
         ("plugins", plugins),
+        ("watch-cache", watch_cache),
     ]
 }
 

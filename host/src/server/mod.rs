@@ -93,6 +93,12 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         ..WatchSettings::default()
     };
     let registry = Arc::new(Registry::new(plugins, storage, watch));
+    // Start every resource's watch cache now, as kube-apiserver does: a client that
+    // lists and then watches from the list's resourceVersion must find it inside the
+    // cache's window, which begins when the cache loads.
+    for plugin in &catalog.plugins {
+        registry.watch.get(plugin, &registry.storage);
+    }
     let state = AppState::new(
         registry,
         Duration::from_secs(flags.min_request_timeout.max(1)),
@@ -141,7 +147,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(app.clone());
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // kube-apiserver's --http2-max-streams-per-connection default: informers
+        // multiplex many watches over one connection.
+        builder.http2().max_concurrent_streams(1000);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match acceptor.accept(stream).await {
