@@ -177,8 +177,8 @@ async fn rest() {
         );
     }
     println!();
-    println!("| REST (embedded store, HTTPS) | clients | throughput | p50 | p99 |");
-    println!("|---|---|---|---|---|");
+    println!("| REST (embedded store, HTTPS) | clients | throughput | p50 | p99 | in the plugin per request | plugin share of p50 |");
+    println!("|---|---|---|---|---|---|---|");
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for (label, clients, secs) in [
         ("GET one Foo (v2)", 1, 3),
@@ -189,6 +189,7 @@ async fn rest() {
         ("CREATE", 1, 3),
         ("CREATE", 32, 3),
     ] {
+        let plugin_before = plugin_seconds(&client, &url).await;
         let deadline = Instant::now() + Duration::from_secs(secs);
         let mut tasks = Vec::new();
         let started = Instant::now();
@@ -223,11 +224,15 @@ async fn rest() {
         let elapsed = started.elapsed().as_secs_f64();
         let n = all.len();
         let (p50, p99) = median(all);
+        // Time inside Wasm (instantiation and hook calls), from the server's counters.
+        let plugin = (plugin_seconds(&client, &url).await - plugin_before) / n as f64;
         println!(
-            "| {label} | {clients} | {:.0}/s | {:.2} ms | {:.2} ms |",
+            "| {label} | {clients} | {:.0}/s | {:.2} ms | {:.2} ms | {:.1} µs | {:.1}% |",
             n as f64 / elapsed,
             p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3
+            p99.as_secs_f64() * 1e3,
+            plugin * 1e6,
+            plugin / p50.as_secs_f64() * 100.0
         );
     }
     let rss = std::fs::read_to_string("/proc/self/status")
@@ -240,6 +245,19 @@ async fn rest() {
         "\n(bench process RSS after the run, server and client in one process: {})",
         rss.split_whitespace().nth(1).unwrap_or("?").to_string() + " kB"
     );
+}
+
+/// Seconds spent in the hello plugin so far (instantiation + hook calls).
+async fn plugin_seconds(client: &reqwest::Client, url: &str) -> f64 {
+    let text = client.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| {
+            (l.starts_with("wasm_apiserver_plugin_instantiate_seconds_total")
+                || l.starts_with("wasm_apiserver_plugin_hook_seconds_total"))
+                && l.contains("plugin=\"hello.wasm\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// A server process (the release binary) on a fresh data folder, for measurements

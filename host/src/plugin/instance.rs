@@ -64,6 +64,7 @@ pub struct PluginInstance<'p> {
 
 impl<'p> PluginInstance<'p> {
     pub(crate) fn new(plugin: &'p Plugin) -> Result<Self> {
+        let started = std::time::Instant::now();
         let engine = &plugin.engine;
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
@@ -90,6 +91,11 @@ impl<'p> PluginInstance<'p> {
                     plugin: plugin.name.to_string(),
                     message: format!("{e:#}"),
                 })?;
+        super::registry::PluginStats::record(
+            &plugin.stats.instances,
+            &plugin.stats.instantiate_nanos,
+            started,
+        );
         Ok(PluginInstance {
             plugin,
             store,
@@ -110,7 +116,11 @@ impl<'p> PluginInstance<'p> {
         self.store
             .set_epoch_deadline(self.plugin.engine.deadline_ticks());
         let guest = self.bindings.wasm_apiserver_plugin_hooks();
-        f(guest, &mut self.store).map_err(|e| self.classify(hook, e))
+        let started = std::time::Instant::now();
+        let out = f(guest, &mut self.store);
+        let stats = &self.plugin.stats;
+        super::registry::PluginStats::record(&stats.calls, &stats.call_nanos, started);
+        out.map_err(|e| self.classify(hook, e))
     }
 
     fn classify(&self, hook: &'static str, e: wasmtime::Error) -> PluginError {

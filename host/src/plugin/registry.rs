@@ -27,6 +27,25 @@ pub struct Plugin {
     pub from_cache: bool,
     pub(crate) pre: PluginPre<CallState>,
     pub(crate) engine: PluginEngine,
+    /// Time spent in this plugin, for `/metrics`.
+    pub stats: PluginStats,
+}
+
+/// Counters of a plugin's cost: what a request pays for running Wasm.
+#[derive(Default, Debug)]
+pub struct PluginStats {
+    pub instances: std::sync::atomic::AtomicU64,
+    pub instantiate_nanos: std::sync::atomic::AtomicU64,
+    pub calls: std::sync::atomic::AtomicU64,
+    pub call_nanos: std::sync::atomic::AtomicU64,
+}
+
+impl PluginStats {
+    pub(crate) fn record(counter: &std::sync::atomic::AtomicU64, nanos: &std::sync::atomic::AtomicU64, since: std::time::Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        counter.fetch_add(1, Relaxed);
+        nanos.fetch_add(since.elapsed().as_nanos() as u64, Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -89,6 +108,7 @@ impl Plugin {
             from_cache,
             pre,
             engine: engine.clone(),
+            stats: PluginStats::default(),
         };
         let described = plugin.instance()?.describe()?;
         plugin.resource = ResourceInfo::from_wit(described).map_err(anyhow::Error::msg)?;
