@@ -80,13 +80,13 @@ fn hooks() {
     let (inst, _) = time(n, || plugin.instance().unwrap());
     let (create, create99) = time(n, || {
         let mut i = plugin.instance().unwrap();
-        let d = i.default(&obj).unwrap();
+        let d = i.default(obj.clone()).unwrap();
         let v2 = i
             .convert(std::slice::from_ref(&d), "v2")
             .unwrap()
             .pop()
             .unwrap();
-        let p = i.prepare_for_create(&req, &v2).unwrap();
+        let p = i.prepare_for_create(&req, v2).unwrap();
         i.validate_create(&req, &p).unwrap()
     });
     let mut one = plugin.instance().unwrap();
@@ -249,7 +249,14 @@ async fn rest() {
 
 /// Seconds spent in the hello plugin so far (instantiation + hook calls).
 async fn plugin_seconds(client: &reqwest::Client, url: &str) -> f64 {
-    let text = client.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .filter(|l| {
             (l.starts_with("wasm_apiserver_plugin_instantiate_seconds_total")
@@ -444,7 +451,9 @@ async fn watch_fanout() {
     let url = format!("{base}/v2/namespaces/default/foos/hot");
     for n in 0..RATE * SECONDS {
         tick.tick().await;
-        let patch = json!({"spec": {"config": {"msg": n.to_string()}}});
+        // msg starts at "0": from 1 on, every patch is a real change (a no-op patch
+        // writes nothing and produces no event).
+        let patch = json!({"spec": {"config": {"msg": (n + 1).to_string()}}});
         let r = writer
             .patch(&url)
             .header("content-type", "application/merge-patch+json")

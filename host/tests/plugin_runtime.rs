@@ -102,7 +102,7 @@ fn hello_hooks_do_what_the_contract_says() {
     let v1 = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
                     "metadata": {"name": "a", "namespace": "default"}, "spec": {"msg": "hi"}});
     // default
-    let v1 = i.default(&v1).unwrap();
+    let v1 = i.default(v1).unwrap();
     assert_eq!(v1["spec"]["msg1"], "hello");
     // convert, batched, and back: lossless
     let v2s = i.convert(&[v1.clone(), v1.clone()], "v2").unwrap();
@@ -114,7 +114,7 @@ fn hello_hooks_do_what_the_contract_says() {
     let mut with_status = v2s[0].clone();
     with_status["status"] = json!({"phase": "Ready"});
     let created = i
-        .prepare_for_create(&request(Operation::Create, None), &with_status)
+        .prepare_for_create(&request(Operation::Create, None), with_status.clone())
         .unwrap();
     assert!(created.get("status").is_none());
     // prepare-for-update: main resource keeps the old status; status keeps the old spec
@@ -122,14 +122,14 @@ fn hello_hooks_do_what_the_contract_says() {
     new["spec"]["image"] = json!("nginx:1.27");
     new["status"] = json!({"phase": "Changed"});
     let updated = i
-        .prepare_for_update(&request(Operation::Update, None), &new, &with_status)
+        .prepare_for_update(&request(Operation::Update, None), new.clone(), &with_status)
         .unwrap();
     assert_eq!(updated["spec"]["image"], "nginx:1.27");
     assert_eq!(updated["status"]["phase"], "Ready");
     let status = i
         .prepare_for_update(
             &request(Operation::Update, Some("status")),
-            &new,
+            new.clone(),
             &with_status,
         )
         .unwrap();
@@ -286,7 +286,7 @@ fn misbehaving_hooks_fail_with_a_clear_error_and_the_plugin_keeps_serving() {
         plugin
             .instance()
             .unwrap()
-            .default(&misbehaver(mode))
+            .default(misbehaver(mode))
             .unwrap_err()
     };
 
@@ -367,12 +367,12 @@ fn misbehaving_hooks_fail_with_a_clear_error_and_the_plugin_keeps_serving() {
     let ok = plugin
         .instance()
         .unwrap()
-        .default(&misbehaver("fine"))
+        .default(misbehaver("fine"))
         .unwrap();
     assert_eq!(ok["spec"]["mode"], "fine");
     let foo = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": "a"}, "spec": {}});
     assert_eq!(
-        hello.instance().unwrap().default(&foo).unwrap()["spec"]["image"],
+        hello.instance().unwrap().default(foo.clone()).unwrap()["spec"]["image"],
         "busybox"
     );
 }

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use wasm_apiserver_sdk::prelude::*;
-use wasm_apiserver_sdk::{from_value, to_value, version_of};
 
 pub const GROUP: &str = "hello.zeng.dev";
 /// Holds the v2-only fields of an object while it is written as v1.
@@ -147,38 +146,39 @@ impl Plugin for Hello {
             .build()
     }
 
-    fn default(obj: Value) -> Result<Value, String> {
-        match version_of(&obj).as_deref() {
+    fn default(obj: Object) -> Result<Object, String> {
+        // Typed all the way: decode straight from the JSON text, encode straight back.
+        match obj.version().as_deref() {
             Some("v1") => {
-                let mut foo: FooV1 = from_value(obj)?;
+                let mut foo: FooV1 = obj.decode()?;
                 default_v1(&mut foo);
-                to_value(&foo)
+                Object::encode(&foo)
             }
             Some("v2") => {
-                let mut foo: FooV2 = from_value(obj)?;
+                let mut foo: FooV2 = obj.decode()?;
                 default_v2(&mut foo);
-                to_value(&foo)
+                Object::encode(&foo)
             }
             other => Err(format!("unknown version {other:?}")),
         }
     }
 
-    fn convert(obj: Value, to_version: &str) -> Result<Value, String> {
-        match (version_of(&obj).as_deref(), to_version) {
-            (Some("v1"), "v2") => to_value(&v1_to_v2(from_value(obj)?)?),
-            (Some("v2"), "v1") => to_value(&v2_to_v1(from_value(obj)?)?),
+    fn convert(obj: Object, to_version: &str) -> Result<Object, String> {
+        match (obj.version().as_deref(), to_version) {
+            (Some("v1"), "v2") => Object::encode(&v1_to_v2(obj.decode()?)?),
+            (Some("v2"), "v1") => Object::encode(&v2_to_v1(obj.decode()?)?),
             (from, to) => Err(format!("cannot convert Foo from {from:?} to {to:?}")),
         }
     }
 
-    fn validate_create(_req: &Request, obj: &Value) -> Validation {
-        match from_value::<FooV2>(obj.clone()) {
+    fn validate_create(_req: &Request, obj: &Object) -> Validation {
+        match obj.decode::<FooV2>() {
             Ok(foo) => validate_v2(&foo),
-            Err(e) => Validation::from_errors(vec![Path::new("spec").invalid(obj, &e)]),
+            Err(e) => Validation::from_errors(vec![Path::new("spec").invalid(obj.value(), &e)]),
         }
     }
 
-    fn validate_update(req: &Request, new: &Value, _old: &Value) -> Validation {
+    fn validate_update(req: &Request, new: &Object, _old: &Object) -> Validation {
         Self::validate_create(req, new)
     }
 }
@@ -301,10 +301,10 @@ mod tests {
     //! The plugin's logic, tested natively: no Wasm, no host.
     use super::*;
 
-    fn v1(msg: &str) -> Value {
-        json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
+    fn v1(msg: &str) -> Object {
+        Object::from_value(json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
                "metadata": {"name": "a", "namespace": "default", "labels": {"x": "y"}},
-               "spec": {"msg": msg}})
+               "spec": {"msg": msg}}))
     }
 
     #[test]
@@ -315,8 +315,9 @@ mod tests {
 
     #[test]
     fn v2_defaults_image() {
-        let out = Hello::default(json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo",
-            "metadata": {"name": "a"}, "spec": {}}))
+        let out = Hello::default(Object::from_json(
+            r#"{"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": "a"}, "spec": {}}"#,
+        ))
         .unwrap();
         assert_eq!(out["spec"]["image"], "busybox");
     }
@@ -332,10 +333,10 @@ mod tests {
 
     #[test]
     fn v2_round_trips_through_v1_unchanged() {
-        let orig = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo",
+        let orig = Object::from_value(json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo",
             "metadata": {"name": "a", "annotations": {"keep": "me"}},
             "spec": {"image": "nginx:1.27", "config": {"msg": "m", "msg1": "n"}},
-            "status": {"phase": "Ready"}});
+            "status": {"phase": "Ready"}}));
         let v1 = Hello::convert(orig.clone(), "v1").unwrap();
         assert!(v1["metadata"]["annotations"][V2_FIELDS_ANNOTATION]
             .as_str()

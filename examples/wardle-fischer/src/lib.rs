@@ -33,11 +33,11 @@ impl Plugin for Fischer {
             .build()
     }
 
-    fn validate_create(_req: &Request, obj: &Value) -> Validation {
+    fn validate_create(_req: &Request, obj: &Object) -> Validation {
         validate(obj)
     }
 
-    fn validate_update(_req: &Request, new: &Value, _old: &Value) -> Validation {
+    fn validate_update(_req: &Request, new: &Object, _old: &Object) -> Validation {
         validate(new)
     }
 }

@@ -41,11 +41,11 @@ impl Plugin for Flunder {
             .build()
     }
 
-    fn validate_create(_req: &Request, obj: &Value) -> Validation {
+    fn validate_create(_req: &Request, obj: &Object) -> Validation {
         validate(obj)
     }
 
-    fn validate_update(_req: &Request, new: &Value, _old: &Value) -> Validation {
+    fn validate_update(_req: &Request, new: &Object, _old: &Object) -> Validation {
         validate(new)
     }
 }
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn versions_convert_by_renaming() {
-        let out = Flunder::convert(flunder(json!({"reference": "x"})), "v1beta1").unwrap();
+        let out = Flunder::convert(flunder(json!({"reference": "x"})).into(), "v1beta1").unwrap();
         assert_eq!(out["apiVersion"], "wardle.example.com/v1beta1");
         assert_eq!(out["spec"]["reference"], "x");
     }

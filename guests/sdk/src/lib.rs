@@ -21,9 +21,10 @@
 //! ```
 //!
 //! Build it with `cargo build --target wasm32-wasip2` and drop the `.wasm` file into the
-//! server's plugin folder. The trait's hooks are plain Rust functions over
-//! `serde_json::Value`, so a plugin is unit-tested natively with `cargo test`, without
-//! Wasm (see the `hello` example's tests).
+//! server's plugin folder. The trait's hooks are plain Rust functions over [`Object`]
+//! (JSON text that decodes into your types, or dereferences to a `serde_json::Value`),
+//! so a plugin is unit-tested natively with `cargo test`, without Wasm (see the
+//! `hello` example's tests).
 
 pub mod bindings {
     //! Bindings generated from the project's WIT package (`wit/world.wit`).
@@ -35,6 +36,11 @@ pub mod bindings {
         default_bindings_module: "wasm_apiserver_sdk::bindings",
     });
 }
+
+/// The plugin author's guide (`guests/README.md`): its Rust code runs as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct AuthorsGuide;
 
 mod builder;
 mod errors;
@@ -49,15 +55,15 @@ pub use bindings::wasm_apiserver::plugin::types::{
 pub use builder::{ResourceBuilder, VersionBuilder};
 pub use errors::{ErrorList, Path};
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-pub use object::{api_version_of, from_value, to_value, version_of, TypeMeta};
+pub use object::{api_version_of, from_value, to_value, version_of, Object, TypeMeta};
 pub use serde_json::{self, json, Value};
 
 /// What most plugins need, in one import.
 pub mod prelude {
     pub use crate::{
-        json, Cell, ErrorList, FieldError, FieldErrorType, ObjectMeta, Operation, Path, Plugin,
-        PrinterColumn, Request, Resource, ResourceBuilder, Scope, TypeMeta, Validation, Value,
-        Version, VersionBuilder,
+        json, Cell, ErrorList, FieldError, FieldErrorType, Object, ObjectMeta, Operation, Path,
+        Plugin, PrinterColumn, Request, Resource, ResourceBuilder, Scope, TypeMeta, Validation,
+        Value, Version, VersionBuilder,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -65,29 +71,33 @@ pub mod prelude {
 /// A resource plugin. Every hook but `describe` has the default the WIT contract
 /// documents; override the ones the kind needs. Hooks are associated functions because
 /// every call runs in a fresh instance: there is no state to keep.
-pub trait Plugin {
+///
+/// Objects arrive as [`Object`]s: decode them into your types with
+/// [`Object::decode`] and return [`Object::encode`]d ones, or work on the
+/// `serde_json::Value` they dereference to. An object returned unchanged costs nothing.
+pub trait Plugin: 'static {
     /// The kind, its versions and how it is printed. Must always return the same value.
     fn describe() -> Resource;
 
     /// Set defaults on an object of any served version. Must be idempotent.
-    fn default(obj: Value) -> Result<Value, String> {
+    fn default(obj: Object) -> Result<Object, String> {
         Ok(obj)
     }
 
     /// Convert one object to `to_version`. The SDK calls it for each object of a batch
     /// whose version differs from `to_version`. Default: rewrite `apiVersion` only,
     /// which is right when versions share one schema.
-    fn convert(mut obj: Value, to_version: &str) -> Result<Value, String> {
-        let group = Self::describe().group;
-        obj["apiVersion"] = Value::String(format!("{group}/{to_version}"));
+    fn convert(mut obj: Object, to_version: &str) -> Result<Object, String> {
+        let group = &described::<Self>().group;
+        obj.value_mut()["apiVersion"] = Value::String(format!("{group}/{to_version}"));
         Ok(obj)
     }
 
     /// Normalise a new object. Default: drop `status` when the kind has a status
     /// subresource (status is written through `/status` only).
-    fn prepare_for_create(_req: &Request, mut obj: Value) -> Result<Value, String> {
-        if has_status_subresource(&Self::describe(), &obj) {
-            if let Some(map) = obj.as_object_mut() {
+    fn prepare_for_create(_req: &Request, mut obj: Object) -> Result<Object, String> {
+        if has_status_subresource(described::<Self>(), &obj) && obj.field("status").is_some() {
+            if let Some(map) = obj.value_mut().as_object_mut() {
                 map.remove("status");
             }
         }
@@ -96,44 +106,45 @@ pub trait Plugin {
 
     /// Normalise an update. Default with a status subresource: a main-resource update
     /// keeps the stored status, a status update keeps everything but status.
-    fn prepare_for_update(req: &Request, new: Value, old: &Value) -> Result<Value, String> {
-        if !has_status_subresource(&Self::describe(), &new) {
+    fn prepare_for_update(req: &Request, mut new: Object, old: &Object) -> Result<Object, String> {
+        if !has_status_subresource(described::<Self>(), &new) {
             return Ok(new);
         }
         Ok(if req.subresource.as_deref() == Some("status") {
-            let mut kept = old.clone();
-            set_or_remove(&mut kept, "status", new.get("status"));
             // As kube-apiserver's status strategy for custom resources: the stored object
             // with only the new status.
-            kept
+            let mut kept = old.value().clone();
+            set_or_remove(&mut kept, "status", new.field("status").as_ref());
+            Object::from_value(kept)
         } else {
-            let mut kept = new;
-            set_or_remove(&mut kept, "status", old.get("status"));
-            kept
+            let (now, before) = (new.field("status"), old.field("status"));
+            if now != before {
+                set_or_remove(new.value_mut(), "status", before.as_ref());
+            }
+            new
         })
     }
 
     /// Validate a new object (storage version). Default: valid.
-    fn validate_create(_req: &Request, _obj: &Value) -> Validation {
+    fn validate_create(_req: &Request, _obj: &Object) -> Validation {
         Validation::ok()
     }
 
     /// Validate an update (storage version). Default: valid.
-    fn validate_update(_req: &Request, _new: &Value, _old: &Value) -> Validation {
+    fn validate_update(_req: &Request, _new: &Object, _old: &Object) -> Validation {
         Validation::ok()
     }
 
     /// Validate a delete. Default: valid.
-    fn validate_delete(_req: &Request, _obj: &Value) -> Validation {
+    fn validate_delete(_req: &Request, _obj: &Object) -> Validation {
         Validation::ok()
     }
 
     /// One table row for an object: one cell per printer column of its version.
     /// Default: evaluate each column's JSONPath.
-    fn print(obj: &Value) -> Result<Vec<Cell>, String> {
-        let resource = Self::describe();
-        let version = version_of(obj).unwrap_or_default();
-        let columns = resource
+    fn print(obj: &Object) -> Result<Vec<Cell>, String> {
+        let version = obj.version().unwrap_or_default();
+        let columns = described::<Self>()
             .versions
             .iter()
             .find(|v| v.name == version)
@@ -146,8 +157,23 @@ pub trait Plugin {
     }
 }
 
-fn has_status_subresource(resource: &Resource, obj: &Value) -> bool {
-    let version = version_of(obj).unwrap_or_default();
+/// `P::describe()`, computed once per plugin type (hooks consult it often).
+pub fn described<P: Plugin + ?Sized>() -> &'static Resource {
+    use std::any::TypeId;
+    use std::sync::Mutex;
+    static CACHE: Mutex<Vec<(TypeId, &'static Resource)>> = Mutex::new(Vec::new());
+    let id = TypeId::of::<P>();
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, r)) = cache.iter().find(|(t, _)| *t == id) {
+        return r;
+    }
+    let r: &'static Resource = Box::leak(Box::new(P::describe()));
+    cache.push((id, r));
+    r
+}
+
+fn has_status_subresource(resource: &Resource, obj: &Object) -> bool {
+    let version = obj.version().unwrap_or_default();
     resource
         .versions
         .iter()
@@ -201,33 +227,24 @@ impl Validation {
 pub mod adapter {
     use super::*;
 
-    fn parse(obj: &str) -> Result<Value, String> {
-        serde_json::from_str(obj).map_err(|e| format!("object from host is not JSON: {e}"))
-    }
-
-    fn render(v: &Value) -> String {
-        // Not `v.to_string()`: `Display` goes through `fmt`, several times slower.
-        serde_json::to_string(v).expect("JSON values serialize")
-    }
-
     pub fn default<P: Plugin>(obj: String) -> Result<String, String> {
-        P::default(parse(&obj)?).map(|v| render(&v))
+        P::default(Object::from_json(obj)).map(Object::into_json)
     }
 
     pub fn convert<P: Plugin>(objs: Vec<String>, to: String) -> Result<Vec<String>, String> {
         objs.into_iter()
             .map(|o| {
-                let v = parse(&o)?;
-                if version_of(&v).as_deref() == Some(to.as_str()) {
-                    return Ok(o);
+                let o = Object::from_json(o);
+                if o.version().as_deref() == Some(to.as_str()) {
+                    return Ok(o.into_json());
                 }
-                P::convert(v, &to).map(|v| render(&v))
+                P::convert(o, &to).map(Object::into_json)
             })
             .collect()
     }
 
     pub fn prepare_for_create<P: Plugin>(req: Request, obj: String) -> Result<String, String> {
-        P::prepare_for_create(&req, parse(&obj)?).map(|v| render(&v))
+        P::prepare_for_create(&req, Object::from_json(obj)).map(Object::into_json)
     }
 
     pub fn prepare_for_update<P: Plugin>(
@@ -235,42 +252,26 @@ pub mod adapter {
         new: String,
         old: String,
     ) -> Result<String, String> {
-        P::prepare_for_update(&req, parse(&new)?, &parse(&old)?).map(|v| render(&v))
-    }
-
-    fn invalid_input(e: String) -> Validation {
-        Validation::from_errors(vec![FieldError {
-            type_: FieldErrorType::Invalid,
-            field: String::new(),
-            bad_value: None,
-            detail: e,
-            supported_values: Vec::new(),
-        }])
+        P::prepare_for_update(&req, Object::from_json(new), &Object::from_json(old))
+            .map(Object::into_json)
     }
 
     pub fn validate_create<P: Plugin>(req: Request, obj: String) -> Validation {
-        match parse(&obj) {
-            Ok(v) => P::validate_create(&req, &v),
-            Err(e) => invalid_input(e),
-        }
+        P::validate_create(&req, &Object::from_json(obj))
     }
 
     pub fn validate_update<P: Plugin>(req: Request, new: String, old: String) -> Validation {
-        match (parse(&new), parse(&old)) {
-            (Ok(n), Ok(o)) => P::validate_update(&req, &n, &o),
-            (Err(e), _) | (_, Err(e)) => invalid_input(e),
-        }
+        P::validate_update(&req, &Object::from_json(new), &Object::from_json(old))
     }
 
     pub fn validate_delete<P: Plugin>(req: Request, obj: String) -> Validation {
-        match parse(&obj) {
-            Ok(v) => P::validate_delete(&req, &v),
-            Err(e) => invalid_input(e),
-        }
+        P::validate_delete(&req, &Object::from_json(obj))
     }
 
     pub fn print<P: Plugin>(objs: Vec<String>) -> Result<Vec<Vec<Cell>>, String> {
-        objs.iter().map(|o| P::print(&parse(o)?)).collect()
+        objs.into_iter()
+            .map(|o| P::print(&Object::from_json(o)))
+            .collect()
     }
 }
 

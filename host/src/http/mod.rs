@@ -770,10 +770,30 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
     let catalog = state.registry.plugins.snapshot();
     let plugin_series: [(&str, &str, &str, fn(&crate::plugin::PluginStats) -> f64); 4] = [
-        ("wasm_apiserver_plugin_instances_total", "counter", "Plugin instances created (one per request that runs hooks).", |s| s.instances.load(Relaxed) as f64),
-        ("wasm_apiserver_plugin_instantiate_seconds_total", "counter", "Time spent creating plugin instances.", |s| s.instantiate_nanos.load(Relaxed) as f64 / 1e9),
-        ("wasm_apiserver_plugin_hook_calls_total", "counter", "Hook calls into plugins.", |s| s.calls.load(Relaxed) as f64),
-        ("wasm_apiserver_plugin_hook_seconds_total", "counter", "Time spent in plugin hook calls.", |s| s.call_nanos.load(Relaxed) as f64 / 1e9),
+        (
+            "wasm_apiserver_plugin_instances_total",
+            "counter",
+            "Plugin instances created (one per request that runs hooks).",
+            |s| s.instances.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_plugin_instantiate_seconds_total",
+            "counter",
+            "Time spent creating plugin instances.",
+            |s| s.instantiate_nanos.load(Relaxed) as f64 / 1e9,
+        ),
+        (
+            "wasm_apiserver_plugin_hook_calls_total",
+            "counter",
+            "Hook calls into plugins.",
+            |s| s.calls.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_plugin_hook_seconds_total",
+            "counter",
+            "Time spent in plugin hook calls.",
+            |s| s.call_nanos.load(Relaxed) as f64 / 1e9,
+        ),
     ];
     for (name, kind, help, value) in plugin_series {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

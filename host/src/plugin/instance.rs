@@ -191,11 +191,11 @@ impl<'p> PluginInstance<'p> {
     }
 
     /// `default`: set defaults on an object of any served version.
-    pub fn default(&mut self, obj: &Value) -> Result<Value> {
-        let text = json_text(obj);
+    pub fn default(&mut self, obj: Value) -> Result<Value> {
+        let text = json_text(&obj);
         let out = self.call("default", |g, s| g.call_default(s, &text))?;
         let out = out.map_err(|m| self.hook_error("default", m))?;
-        self.parse("default", &out)
+        self.parse_changed("default", obj, &text, out)
     }
 
     /// `convert`: a batch of objects to `to_version`; same length and order.
@@ -212,27 +212,43 @@ impl<'p> PluginInstance<'p> {
         out.iter().map(|t| self.parse("convert", t)).collect()
     }
 
-    pub fn prepare_for_create(&mut self, req: &RequestInfo, obj: &Value) -> Result<Value> {
-        let text = json_text(obj);
+    pub fn prepare_for_create(&mut self, req: &RequestInfo, obj: Value) -> Result<Value> {
+        let text = json_text(&obj);
         let out = self.call("prepare-for-create", |g, s| {
             g.call_prepare_for_create(s, req, &text)
         })?;
         let out = out.map_err(|m| self.hook_error("prepare-for-create", m))?;
-        self.parse("prepare-for-create", &out)
+        self.parse_changed("prepare-for-create", obj, &text, out)
     }
 
     pub fn prepare_for_update(
         &mut self,
         req: &RequestInfo,
-        new: &Value,
+        new: Value,
         old: &Value,
     ) -> Result<Value> {
-        let (new, old) = (json_text(new), json_text(old));
+        let (text, old) = (json_text(&new), json_text(old));
         let out = self.call("prepare-for-update", |g, s| {
-            g.call_prepare_for_update(s, req, &new, &old)
+            g.call_prepare_for_update(s, req, &text, &old)
         })?;
         let out = out.map_err(|m| self.hook_error("prepare-for-update", m))?;
-        self.parse("prepare-for-update", &out)
+        self.parse_changed("prepare-for-update", new, &text, out)
+    }
+
+    /// A hook's output: the input as it was when the plugin returned the same text
+    /// (the SDK returns an untouched object's text as is), else parsed.
+    fn parse_changed(
+        &self,
+        hook: &'static str,
+        input: Value,
+        sent: &str,
+        out: String,
+    ) -> Result<Value> {
+        if out == sent {
+            Ok(input)
+        } else {
+            self.parse(hook, &out)
+        }
     }
 
     pub fn validate_create(&mut self, req: &RequestInfo, obj: &Value) -> Result<Validation> {

@@ -41,7 +41,11 @@ pub struct PluginStats {
 }
 
 impl PluginStats {
-    pub(crate) fn record(counter: &std::sync::atomic::AtomicU64, nanos: &std::sync::atomic::AtomicU64, since: std::time::Instant) {
+    pub(crate) fn record(
+        counter: &std::sync::atomic::AtomicU64,
+        nanos: &std::sync::atomic::AtomicU64,
+        since: std::time::Instant,
+    ) {
         use std::sync::atomic::Ordering::Relaxed;
         counter.fetch_add(1, Relaxed);
         nanos.fetch_add(since.elapsed().as_nanos() as u64, Relaxed);

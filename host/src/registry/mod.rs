@@ -399,7 +399,7 @@ impl Registry {
             ));
         }
         let mut inst = hooks(|| t.plugin.instance())?;
-        let obj = hooks(|| inst.default(&body))?;
+        let obj = hooks(|| inst.default(body))?;
         let mut obj = self.to_storage_version(t, &mut inst, obj)?;
         let generate = obj["metadata"]["generateName"]
             .as_str()
@@ -428,7 +428,7 @@ impl Registry {
         }
         let name = meta::name(&obj).to_string();
         let req = t.request(Operation::Create, &name, None, opts.dry_run);
-        let obj = hooks(|| inst.prepare_for_create(&req, &obj))?;
+        let obj = hooks(|| inst.prepare_for_create(&req, obj))?;
         let validation = hooks(|| inst.validate_create(&req, &obj))?;
         warnings.extend(validation.warnings);
         let mut errors: Vec<FieldError> = validation.errors.into_iter().map(Into::into).collect();
@@ -495,7 +495,7 @@ impl Registry {
             _ => None,
         };
         let mut inst = hooks(|| t.plugin.instance())?;
-        let defaulted = hooks(|| inst.default(&body))?;
+        let defaulted = hooks(|| inst.default(body))?;
         let new = self.to_storage_version(t, &mut inst, defaulted)?;
         for _ in 0..MAX_UPDATE_RETRIES {
             let current = self.read_current(t, name).await?;
@@ -585,7 +585,7 @@ impl Registry {
                 )));
             }
             let body = self.admit_body(t, doc, opts, &mut warnings)?;
-            let defaulted = hooks(|| inst.default(&body))?;
+            let defaulted = hooks(|| inst.default(body))?;
             let new = self.to_storage_version(t, &mut inst, defaulted)?;
             match self
                 .finish_update(
@@ -686,7 +686,7 @@ impl Registry {
             }
         }
         let req = t.request(Operation::Update, name, subresource, opts.dry_run);
-        let mut new = hooks(|| inst.prepare_for_update(&req, &new, &old))
+        let mut new = hooks(|| inst.prepare_for_update(&req, new, &old))
             .map_err(|e| Retry::Fail(e.into()))?;
         let mut old_cmp = old.clone();
         if let Some(m) = old_cmp["metadata"].as_object_mut() {
