@@ -7,20 +7,17 @@
 //! - rest: GET, LIST of 1,000 and CREATE over HTTPS at 1 and 32 clients, on the
 //!   embedded store.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasm_apiserver::plugin::{
     Operation, Plugin, PluginEngine, RequestInfo, RuntimeLimits, UserInfo,
 };
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use common::root;
 
 fn median(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
@@ -124,15 +121,7 @@ fn hooks() {
 
 async fn rest() {
     let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    for p in ["hello", "wardle-flunder", "wardle-fischer"] {
-        std::fs::copy(
-            root().join(format!("target/plugins/{p}.wasm")),
-            plugins.join(format!("{p}.wasm")),
-        )
-        .unwrap();
-    }
+    let plugins = common::server::copy_examples(dir.path());
     let kubeconfig = dir.path().join("kubeconfig");
     let flags = <wasm_apiserver::server::Flags as clap::Parser>::parse_from([
         "wasm-apiserver",
@@ -151,12 +140,7 @@ async fn rest() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let text = std::fs::read_to_string(&kubeconfig).unwrap();
-    let url = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap()
-        .to_string();
+    let url = common::server::server_url(&kubeconfig);
     let ca = std::fs::read(dir.path().join("data/certs/ca.crt")).unwrap();
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
@@ -267,111 +251,35 @@ async fn plugin_seconds(client: &reqwest::Client, url: &str) -> f64 {
         .sum()
 }
 
-/// A server process (the release binary) on a fresh data folder, for measurements
-/// that need its own CPU time and RSS.
-struct ServerProcess {
-    child: std::process::Child,
-    url: String,
-    ca: Vec<u8>,
-    _dir: tempfile::TempDir,
+/// A client that speaks HTTP/2 only, so that watches multiplex as informers' do.
+fn h2_client(server: &common::server::Server) -> reqwest::Client {
+    let ca = std::fs::read(server.path().join("data/certs/ca.crt")).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
 }
 
-impl ServerProcess {
-    fn start(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let plugins = dir.path().join("plugins");
-        std::fs::create_dir_all(&plugins).unwrap();
-        for p in ["hello", "wardle-flunder", "wardle-fischer"] {
-            std::fs::copy(
-                root().join(format!("target/plugins/{p}.wasm")),
-                plugins.join(format!("{p}.wasm")),
-            )
-            .unwrap();
-        }
-        let kubeconfig = dir.path().join("kubeconfig");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
-            .args(["--dev", "--secure-port", "0"])
-            .arg("--plugin-dir")
-            .arg(&plugins)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--write-kubeconfig")
-            .arg(&kubeconfig)
-            .args(extra)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        while !kubeconfig.exists() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        let text = std::fs::read_to_string(&kubeconfig).unwrap();
-        let url = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("server: "))
-            .unwrap()
-            .to_string();
-        let ca = std::fs::read(dir.path().join("data/certs/ca.crt")).unwrap();
-        ServerProcess {
-            child,
-            url,
-            ca,
-            _dir: dir,
-        }
-    }
-
-    fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca).unwrap())
-            .http2_prior_knowledge()
-            .build()
-            .unwrap()
-    }
-
-    /// (user+system CPU seconds, RSS KiB) of the server process.
-    fn usage(&self) -> (f64, u64) {
-        let pid = self.child.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let rss = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap()
-            .parse()
-            .unwrap();
-        (ticks / 100.0, rss)
-    }
-
-    async fn metric(&self, name: &str) -> u64 {
-        let text = self
-            .client()
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with(name) && l.contains("resource=\"foos\""))
-            .find_map(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// (user+system CPU seconds, RSS KiB) of a process.
+fn usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    (ticks / 100.0, rss)
 }
 
 /// Fan-out: 1,000 watchers of one resource (half v1, half v2) over HTTP/2 while a
@@ -381,9 +289,10 @@ async fn watch_fanout() {
     const WATCHERS: usize = 1000;
     const RATE: u64 = 500;
     const SECONDS: u64 = 5;
-    let server = ServerProcess::start(&[]);
+    // The release binary in its own process (the tests' helper), for its CPU and RSS.
+    let server = common::server::Server::start();
     let base = format!("{}/apis/hello.zeng.dev", server.url);
-    let writer = server.client();
+    let writer = h2_client(&server);
     let body = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": "hot"}, "spec": {"image": "busybox", "config": {"msg": "0"}}});
     let r = writer
         .post(format!("{base}/v2/namespaces/default/foos"))
@@ -396,10 +305,10 @@ async fn watch_fanout() {
         .as_str()
         .unwrap()
         .into();
-    let (_, rss_before) = server.usage();
+    let (_, rss_before) = usage(server.pid());
 
     // 8 HTTP/2 connections, 125 watches each (informers multiplex the same way).
-    let clients: Vec<reqwest::Client> = (0..8).map(|_| server.client()).collect();
+    let clients: Vec<reqwest::Client> = (0..8).map(|_| h2_client(&server)).collect();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(WATCHERS);
@@ -437,12 +346,12 @@ async fn watch_fanout() {
         ready_rx.recv().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (cpu0, rss_watching) = server.usage();
+    let (cpu0, rss_watching) = usage(server.pid());
     let events0 = server
-        .metric("wasm_apiserver_watch_cache_events_total")
+        .metric("wasm_apiserver_watch_cache_events_total", "foos")
         .await;
     let conv0 = server
-        .metric("wasm_apiserver_watch_conversions_total")
+        .metric("wasm_apiserver_watch_conversions_total", "foos")
         .await;
 
     // The writer: RATE updates per second, acknowledgement times by revision.
@@ -470,13 +379,13 @@ async fn watch_fanout() {
         acks.push((rv, now));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (cpu1, _) = server.usage();
+    let (cpu1, _) = usage(server.pid());
     let events = server
-        .metric("wasm_apiserver_watch_cache_events_total")
+        .metric("wasm_apiserver_watch_cache_events_total", "foos")
         .await
         - events0;
     let conversions = server
-        .metric("wasm_apiserver_watch_conversions_total")
+        .metric("wasm_apiserver_watch_conversions_total", "foos")
         .await
         - conv0;
     // End the streams: stop the server, then collect what each watcher received.

@@ -95,6 +95,10 @@ async fn send(c: &Client, method: reqwest::Method, url: String, body: Option<&Va
     v
 }
 
+async fn get_json(c: &Client, url: &str) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn create(s: &Server, c: &Client, obj: &Value) -> u64 {
     let resp = c
         .post(format!("{}{V2}", s.url))
@@ -454,14 +458,7 @@ async fn bad_watch_requests_get_kube_apiservers_status() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_ACCEPTABLE);
     // Nothing changed: the one object is still there, untouched.
-    let list: Value = c
-        .get(format!("{}{V2}", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&c, &format!("{}{V2}", s.url)).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(
         list["items"][0]["metadata"]["resourceVersion"],
@@ -492,14 +489,7 @@ async fn watchers_that_disconnect_are_gone_and_lists_at_rv_0_come_from_the_cache
     }
     assert_eq!(n, 0, "no watcher outlives its client");
     // A list at resourceVersion=0 is answered from the cache, in any version.
-    let list: Value = c
-        .get(format!("{}{V1}?resourceVersion=0", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&c, &format!("{}{V1}?resourceVersion=0", s.url)).await;
     assert_eq!(list["kind"], "FooList");
     assert_eq!(list["items"][0]["apiVersion"], "hello.zeng.dev/v1");
     assert_eq!(list["items"][0]["metadata"]["name"], "d");

@@ -25,8 +25,6 @@ fn request(start: WatchStart) -> WatchRequest {
         send_initial_events: None,
         bookmarks: false,
         timeout: Duration::from_secs(60),
-        api_version: "hello.zeng.dev/v2".into(),
-        kind: "Foo".into(),
     }
 }
 

@@ -220,18 +220,24 @@ impl FieldSelector {
             for seg in field.split('.') {
                 cur = cur.get(seg).unwrap_or(&Value::Null);
             }
-            let actual = match cur {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
+            // Compared without allocating: this runs per object and per watch event.
+            let same = match cur {
+                Value::String(s) => s == value,
+                Value::Null => value.is_empty(),
+                other => other.to_string() == *value,
             };
-            (actual == *value) == *eq
+            same == *eq
         })
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Whether an object matches a label and a field selector: a list's or a watch's filter.
+pub fn matches(labels: &LabelSelector, fields: &FieldSelector, obj: &Value) -> bool {
+    labels.matches(obj["metadata"]["labels"].as_object()) && fields.matches(obj)
 }
 
 #[cfg(test)]

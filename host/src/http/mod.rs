@@ -699,8 +699,6 @@ async fn watch(
         send_initial_events,
         bookmarks,
         timeout,
-        api_version: format!("{}/{}", r.group, t.version),
-        kind: r.kind.clone(),
     };
     let events = state.registry.cacher(t).watch(req).await?;
     let body = axum::body::Body::from_stream(events.map(Ok::<_, std::convert::Infallible>));
@@ -719,94 +717,99 @@ async fn watch(
 /// Prometheus text: watchers and watch-cache counters per resource, and the time
 /// spent in each plugin.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    use std::fmt::Write as _;
     use std::sync::atomic::Ordering::Relaxed;
     let mut out = String::new();
-    let caches = state.registry.watch.all();
-    let series: [(&str, &str, &str, fn(&crate::watch::Cacher) -> u64); 5] = [
+    let caches: &[Family<Arc<crate::watch::Cacher>>] = &[
         (
             "apiserver_registered_watchers",
             "gauge",
             "Watchers currently registered, per resource.",
-            |c| c.watcher_count() as u64,
+            |c| c.watcher_count() as f64,
         ),
         (
             "wasm_apiserver_watch_cache_events_total",
             "counter",
             "Events the watch cache received from storage.",
-            |c| c.stats.events.load(Relaxed),
+            |c| c.stats.events.load(Relaxed) as f64,
         ),
         (
             "wasm_apiserver_watch_conversions_total",
             "counter",
             "convert hook calls made to serve watchers.",
-            |c| c.stats.conversions.load(Relaxed),
+            |c| c.stats.conversions.load(Relaxed) as f64,
         ),
         (
             "wasm_apiserver_watch_prints_total",
             "counter",
             "print hook calls made to serve Table watchers.",
-            |c| c.stats.prints.load(Relaxed),
+            |c| c.stats.prints.load(Relaxed) as f64,
         ),
         (
             "wasm_apiserver_watch_closed_slow_total",
             "counter",
             "Watchers closed because they fell behind.",
-            |c| c.stats.closed_slow.load(Relaxed),
+            |c| c.stats.closed_slow.load(Relaxed) as f64,
         ),
     ];
-    for (name, kind, help, value) in series {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for c in &caches {
-            let r = &c.plugin.resource;
-            let _ = writeln!(
-                out,
-                "{name}{{group=\"{}\",resource=\"{}\"}} {}",
-                r.group,
-                r.plural,
-                value(c)
-            );
-        }
-    }
+    write_families(&mut out, caches, &state.registry.watch.all(), |c| {
+        let r = &c.plugin.resource;
+        format!("group=\"{}\",resource=\"{}\"", r.group, r.plural)
+    });
     let catalog = state.registry.plugins.snapshot();
-    let plugin_series: [(&str, &str, &str, fn(&crate::plugin::PluginStats) -> f64); 4] = [
+    let plugins: &[Family<Arc<crate::plugin::Plugin>>] = &[
         (
             "wasm_apiserver_plugin_instances_total",
             "counter",
             "Plugin instances created (one per request that runs hooks).",
-            |s| s.instances.load(Relaxed) as f64,
+            |p| p.stats.instances.load(Relaxed) as f64,
         ),
         (
             "wasm_apiserver_plugin_instantiate_seconds_total",
             "counter",
             "Time spent creating plugin instances.",
-            |s| s.instantiate_nanos.load(Relaxed) as f64 / 1e9,
+            |p| p.stats.instantiate_nanos.load(Relaxed) as f64 / 1e9,
         ),
         (
             "wasm_apiserver_plugin_hook_calls_total",
             "counter",
             "Hook calls into plugins.",
-            |s| s.calls.load(Relaxed) as f64,
+            |p| p.stats.calls.load(Relaxed) as f64,
         ),
         (
             "wasm_apiserver_plugin_hook_seconds_total",
             "counter",
             "Time spent in plugin hook calls.",
-            |s| s.call_nanos.load(Relaxed) as f64 / 1e9,
+            |p| p.stats.call_nanos.load(Relaxed) as f64 / 1e9,
         ),
     ];
-    for (name, kind, help, value) in plugin_series {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for p in &catalog.plugins {
-            let _ = writeln!(out, "{name}{{plugin=\"{}\"}} {}", p.name, value(&p.stats));
-        }
-    }
+    write_families(&mut out, plugins, &catalog.plugins, |p| {
+        format!("plugin=\"{}\"", p.name)
+    });
     let mut resp = out.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     resp
+}
+
+/// A metric family: name, type, help, and how to read one item's value.
+type Family<T> = (&'static str, &'static str, &'static str, fn(&T) -> f64);
+
+/// Prometheus text for metric families, one sample per item.
+fn write_families<T>(
+    out: &mut String,
+    families: &[Family<T>],
+    items: &[T],
+    labels: impl Fn(&T) -> String,
+) {
+    use std::fmt::Write as _;
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for item in items {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(item), value(item));
+        }
+    }
 }
 
 fn add_warnings(mut r: Response, warnings: &[String]) -> Response {

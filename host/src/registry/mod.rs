@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use crate::api::schema;
-use crate::api::selectors::{FieldSelector, LabelSelector};
+use crate::api::selectors::{self, FieldSelector, LabelSelector};
 use crate::api::{now_rfc3339, ApiError, ApiResult, FieldError};
 use crate::plugin::{
     Operation, Plugin, PluginInstance, PluginRegistry, RequestInfo, ResourceInfo, UserInfo,
@@ -266,6 +266,16 @@ impl Registry {
         Ok(hooks(|| inst.convert(&objs, &t.version))?)
     }
 
+    /// [`Self::to_request_version`] for reads, which have no instance yet: one is
+    /// created only when a hook must run (not in the storage version).
+    fn in_request_version(&self, t: &Target, objs: Vec<Value>) -> ApiResult<Vec<Value>> {
+        if t.version == t.resource().storage_version || objs.is_empty() {
+            return Ok(objs);
+        }
+        let mut inst = hooks(|| t.plugin.instance())?;
+        self.to_request_version(t, &mut inst, objs)
+    }
+
     fn to_storage_version(
         &self,
         t: &Target,
@@ -378,12 +388,7 @@ impl Registry {
             .map_err(|e| ApiError::from_storage(e, r, name))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
         let obj = self.decode_stored(&stored)?;
-        if t.version == r.storage_version {
-            // No hook to run: skip creating an instance.
-            return Ok(obj);
-        }
-        let mut inst = hooks(|| t.plugin.instance())?;
-        Ok(self.to_request_version(t, &mut inst, vec![obj])?.remove(0))
+        Ok(self.in_request_version(t, vec![obj])?.remove(0))
     }
 
     pub async fn create(&self, t: &Target, body: Value, opts: &WriteOptions) -> ApiResult<Outcome> {
@@ -931,9 +936,7 @@ impl Registry {
                 }
                 last_key = Some(s.key.clone());
                 let obj = self.decode_stored(s)?;
-                if opts.labels.matches(obj["metadata"]["labels"].as_object())
-                    && opts.fields.matches(&obj)
-                {
+                if selectors::matches(&opts.labels, &opts.fields, &obj) {
                     items.push(obj);
                 }
             }
@@ -951,15 +954,8 @@ impl Registry {
             }
             start = Some(format!("{last}\u{0}"));
         }
-        let items = if t.version == r.storage_version || items.is_empty() {
-            // No hook to run: skip creating an instance.
-            items
-        } else {
-            let mut inst = hooks(|| t.plugin.instance())?;
-            self.to_request_version(t, &mut inst, items)?
-        };
         Ok(ListResult {
-            items,
+            items: self.in_request_version(t, items)?,
             resource_version: list_rv,
             continue_token,
         })
@@ -972,21 +968,11 @@ impl Registry {
         let (objs, rev) = self.cacher(t).list(&t.prefix()).await?;
         let items: Vec<Value> = objs
             .iter()
-            .filter(|o| {
-                opts.labels
-                    .matches(o.value["metadata"]["labels"].as_object())
-                    && opts.fields.matches(&o.value)
-            })
+            .filter(|o| selectors::matches(&opts.labels, &opts.fields, &o.value))
             .map(|o| o.value.clone())
             .collect();
-        let items = if t.version == t.resource().storage_version || items.is_empty() {
-            items
-        } else {
-            let mut inst = hooks(|| t.plugin.instance())?;
-            self.to_request_version(t, &mut inst, items)?
-        };
         Ok(ListResult {
-            items,
+            items: self.in_request_version(t, items)?,
             resource_version: rev,
             continue_token: None,
         })

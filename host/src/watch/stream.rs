@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{CachedEvent, CachedObject, Cacher, Encoding, EventType, Item, Slot};
-use crate::api::selectors::{FieldSelector, LabelSelector};
+use crate::api::selectors::{self, FieldSelector, LabelSelector};
 use crate::api::{ApiError, ApiResult};
 use crate::storage::Revision;
 
@@ -40,18 +40,11 @@ pub struct WatchRequest {
     pub send_initial_events: Option<bool>,
     pub bookmarks: bool,
     pub timeout: Duration,
-    /// For bookmark objects: the request's `apiVersion` and the kind.
-    pub api_version: String,
-    pub kind: String,
 }
 
 impl WatchRequest {
     fn matches(&self, o: &CachedObject) -> bool {
-        o.key.starts_with(&self.prefix)
-            && self
-                .labels
-                .matches(o.value["metadata"]["labels"].as_object())
-            && self.fields.matches(&o.value)
+        o.key.starts_with(&self.prefix) && selectors::matches(&self.labels, &self.fields, &o.value)
     }
 
     /// Whether the watch begins with the state as synthetic ADDED events.
@@ -234,8 +227,9 @@ impl Watcher {
         if initial_events_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let obj: Value =
-            json!({"kind": self.req.kind, "apiVersion": self.req.api_version, "metadata": meta});
+        let r = &self.cacher.plugin.resource;
+        let api_version = format!("{}/{}", r.group, self.req.encoding.version());
+        let obj: Value = json!({"kind": r.kind, "apiVersion": api_version, "metadata": meta});
         let mut out = BytesMut::new();
         frame(&mut out, "BOOKMARK", obj.to_string().as_bytes());
         out.freeze()

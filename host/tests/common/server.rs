@@ -4,6 +4,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Copy the example plugins into `dir/plugins`; returns that folder.
+pub fn copy_examples(dir: &Path) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for p in ["hello", "wardle-flunder", "wardle-fischer"] {
+        std::fs::copy(super::example(p), plugins.join(format!("{p}.wasm"))).unwrap();
+    }
+    plugins
+}
+
+/// The server URL in a kubeconfig the server wrote.
+pub fn server_url(kubeconfig: &Path) -> String {
+    std::fs::read_to_string(kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string()
+}
+
 pub struct Server {
     child: Child,
     pub dir: tempfile::TempDir,
@@ -20,11 +40,7 @@ impl Server {
     /// [`Server::start`] with extra flags.
     pub fn start_with(flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let plugins = dir.path().join("plugins");
-        std::fs::create_dir_all(&plugins).unwrap();
-        for p in ["hello", "wardle-flunder", "wardle-fischer"] {
-            std::fs::copy(super::example(p), plugins.join(format!("{p}.wasm"))).unwrap();
-        }
+        copy_examples(dir.path());
         Self::start_in_with(dir, flags)
     }
 
@@ -60,18 +76,17 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(Duration::from_millis(50));
-        let text = std::fs::read_to_string(&kubeconfig).unwrap();
-        let url = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("server: "))
-            .unwrap()
-            .to_string();
+        let url = server_url(&kubeconfig);
         Server {
             child,
             dir,
             kubeconfig,
             url,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn path(&self) -> &Path {
