@@ -1,18 +1,39 @@
-//! The storage contract, written against the trait so that every backend runs it.
-//! Today: the embedded store. The etcd backend will add itself to `backends()`.
+//! The storage contract, written against the trait so that every backend runs it:
+//! the embedded store, and the etcd store on a real etcd started for each test.
 
+mod common;
+
+use common::etcd::Etcd;
+use std::any::Any;
 use wasm_apiserver::storage::embedded::EmbeddedStore;
+use wasm_apiserver::storage::etcd::{EtcdOptions, EtcdStore};
 use wasm_apiserver::storage::{ListRequest, Storage, StorageError};
 
-fn backends() -> Vec<(&'static str, Box<dyn Storage>, tempfile::TempDir)> {
+/// Each backend, with what keeps it alive (its folder, its etcd process).
+async fn backends() -> Vec<(&'static str, Box<dyn Storage>, Box<dyn Any>)> {
     let dir = tempfile::tempdir().unwrap();
     let embedded = EmbeddedStore::open(dir.path()).unwrap();
-    vec![("embedded", Box::new(embedded), dir)]
+    let (etcd, store) = etcd_store().await;
+    vec![
+        ("embedded", Box::new(embedded), Box::new(dir)),
+        ("etcd", Box::new(store), Box::new(etcd)),
+    ]
+}
+
+async fn etcd_store() -> (Etcd, EtcdStore) {
+    let etcd = tokio::task::block_in_place(Etcd::start);
+    let store = EtcdStore::connect(&EtcdOptions {
+        servers: vec![etcd.url()],
+        ..EtcdOptions::default()
+    })
+    .await
+    .unwrap();
+    (etcd, store)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_get_update_delete_with_preconditions() {
-    for (name, s, _dir) in backends() {
+    for (name, s, _dir) in backends().await {
         let r1 = s.create("/g/p/ns/a", b"1".to_vec()).await.unwrap();
         assert!(
             matches!(
@@ -66,7 +87,7 @@ async fn create_get_update_delete_with_preconditions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lists_page_by_key_within_a_prefix_and_at_a_revision() {
-    for (name, s, _dir) in backends() {
+    for (name, s, _dir) in backends().await {
         for k in ["/g/p/a/1", "/g/p/a/2", "/g/p/b/3", "/g/q/a/9"] {
             s.create(k, k.as_bytes().to_vec()).await.unwrap();
         }
@@ -146,7 +167,7 @@ async fn lists_page_by_key_within_a_prefix_and_at_a_revision() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revisions_are_monotonic_under_concurrent_writers() {
-    for (name, s, _dir) in backends() {
+    for (name, s, _dir) in backends().await {
         let s: std::sync::Arc<dyn Storage> = s.into();
         let mut tasks = Vec::new();
         for w in 0..8 {
@@ -188,7 +209,7 @@ async fn watches_are_ordered_unique_reliable_resumable_and_bookmarkable() {
     use futures::StreamExt as _;
     use std::sync::Arc;
     use wasm_apiserver::storage::WatchItem;
-    for (name, s, _dir) in backends() {
+    for (name, s, _dir) in backends().await {
         let s: Arc<dyn Storage> = Arc::from(s);
         let start = s.current_revision().await.unwrap();
         let mut w = s.watch("/g/w/", start).await.unwrap();
@@ -207,11 +228,12 @@ async fn watches_are_ordered_unique_reliable_resumable_and_bookmarkable() {
                 revs
             }));
         }
-        let outside = s.create("/g/other/ns/x", b"o".to_vec()).await.unwrap();
         let mut writes = Vec::new();
         for t in tasks {
             writes.extend(t.await.unwrap());
         }
+        // The last write is outside the prefix: only progress can tell the watch.
+        let outside = s.create("/g/other/ns/x", b"o".to_vec()).await.unwrap();
         let mut seen = Vec::new();
         let mut progress = Vec::new();
         while seen.len() < 200 {
@@ -244,10 +266,16 @@ async fn watches_are_ordered_unique_reliable_resumable_and_bookmarkable() {
             );
             assert_eq!(update.value.as_deref(), Some(&b"u"[..]), "{name}");
         }
-        assert!(
-            progress.contains(&outside),
-            "{name}: a write elsewhere is progress"
-        );
+        // Bookmarkable: the write elsewhere is progress, after every event.
+        if !progress.contains(&outside) {
+            loop {
+                match tokio::time::timeout(std::time::Duration::from_secs(10), w.next()).await {
+                    Ok(Some(Ok(WatchItem::Progress(r)))) if r == outside => break,
+                    Ok(Some(Ok(WatchItem::Progress(_)))) => {}
+                    other => panic!("{name}: expected progress to {outside}, got {other:?}"),
+                }
+            }
+        }
         // Resumable: from the middle, exactly the rest, in the same order.
         let mid = revs[99];
         let mut again = s.watch("/g/w/", mid).await.unwrap();
@@ -272,6 +300,47 @@ async fn watches_are_ordered_unique_reliable_resumable_and_bookmarkable() {
                 other => panic!("{name}: {other:?}"),
             }
         }
+    }
+}
+
+/// A watch or a list from a revision etcd has compacted is `Expired`.
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_compacted_revisions_are_expired() {
+    let (_etcd, s) = etcd_store().await;
+    let mut rev = 0;
+    for i in 0..20 {
+        rev = s
+            .create(&format!("/g/c/ns/k{i}"), b"x".to_vec())
+            .await
+            .unwrap();
+    }
+    let compact_at = rev - 5;
+    s.compact(compact_at).await.unwrap();
+    match s.watch("/g/c/", 2).await {
+        Err(StorageError::Expired { requested, .. }) => assert_eq!(requested, 2),
+        Err(e) => panic!("expected Expired, got {e:?}"),
+        Ok(_) => panic!("expected Expired, got a stream"),
+    }
+    let list = s
+        .list(ListRequest {
+            prefix: "/g/c/".into(),
+            revision: Some(compact_at - 1),
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        matches!(list, Err(StorageError::Expired { requested, .. }) if requested == compact_at - 1),
+        "{list:?}"
+    );
+    // The compaction revision itself is kept: a watch from there sees the rest.
+    use futures::StreamExt as _;
+    let mut w = s.watch("/g/c/", compact_at).await.unwrap();
+    match w.next().await {
+        Some(Ok(wasm_apiserver::storage::WatchItem::Event(e))) => {
+            assert_eq!(e.revision, compact_at + 1)
+        }
+        other => panic!("{other:?}"),
     }
 }
 

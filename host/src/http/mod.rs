@@ -143,10 +143,11 @@ async fn health_check(Path(check): Path<String>) -> Response {
     }
 }
 
-/// Readiness checks: `ping`, `storage`, `plugins`, `watch-cache`. Load failures are listed on the
+/// Readiness checks: `ping`, `storage` (`etcd` on etcd), `plugins`, `watch-cache`. Load failures are listed on the
 /// `plugins` line with `?verbose` but do not make the server unready: the other
 /// plugins still serve.
 async fn readiness(state: &AppState) -> Vec<(&'static str, Result<String, String>)> {
+    let storage_check = state.registry.storage.check_name();
     let storage = state
         .registry
         .storage
@@ -180,7 +181,7 @@ async fn readiness(state: &AppState) -> Vec<(&'static str, Result<String, String
     };
     vec![
         ("ping", Ok(String::new())),
-        ("storage", storage),
+        (storage_check, storage),
         ("plugins", plugins),
         ("watch-cache", watch_cache),
     ]

@@ -236,17 +236,28 @@ impl Registry {
         self.watch.get(&t.plugin, &self.storage)
     }
 
-    fn decode_stored(&self, s: &Stored) -> ApiResult<Value> {
+    /// A stored object, with its resourceVersion. Bytes that are not a JSON object of
+    /// this resource's kind (written by someone else) are a 500 naming where they are.
+    fn decode_stored(&self, r: &ResourceInfo, s: &Stored) -> ApiResult<Value> {
+        let at = || self.storage.location(&s.key);
         let mut obj: Value = serde_json::from_slice(&s.value).map_err(|e| {
             ApiError::internal(format!(
-                "the stored object at {} is not valid JSON: {e}",
-                s.key
+                "the object stored at {} is not valid JSON: {e}",
+                at()
             ))
         })?;
-        if !obj.is_object() {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        if !obj.is_object() || kind != r.kind || group != r.group {
             return Err(ApiError::internal(format!(
-                "the stored object at {} is not a JSON object",
-                s.key
+                "the object stored at {} is not a {}.{} (found apiVersion {api_version:?}, kind {kind:?})",
+                at(),
+                r.kind,
+                r.group
             )));
         }
         set_rv(&mut obj, s.revision);
@@ -387,7 +398,7 @@ impl Registry {
             .await
             .map_err(|e| ApiError::from_storage(e, r, name))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
-        let obj = self.decode_stored(&stored)?;
+        let obj = self.decode_stored(t.resource(), &stored)?;
         Ok(self.in_request_version(t, vec![obj])?.remove(0))
     }
 
@@ -507,7 +518,7 @@ impl Registry {
             if precondition.is_some_and(|p| p != current.revision) {
                 return Err(ApiError::modified(r, name));
             }
-            let old = self.decode_stored(&current)?;
+            let old = self.decode_stored(t.resource(), &current)?;
             match self
                 .finish_update(
                     t,
@@ -546,7 +557,7 @@ impl Registry {
         for _ in 0..MAX_UPDATE_RETRIES {
             let mut warnings = Vec::new();
             let current = self.read_current(t, name).await?;
-            let stored = self.decode_stored(&current)?;
+            let stored = self.decode_stored(t.resource(), &current)?;
             let mut doc = self
                 .to_request_version(t, &mut inst, vec![stored.clone()])?
                 .remove(0);
@@ -756,7 +767,7 @@ impl Registry {
         let mut inst = hooks(|| t.plugin.instance())?;
         for _ in 0..MAX_UPDATE_RETRIES {
             let current = self.read_current(t, name).await?;
-            let mut obj = self.decode_stored(&current)?;
+            let mut obj = self.decode_stored(t.resource(), &current)?;
             if let Some(uid) = &opts.precondition_uid {
                 let actual = obj["metadata"]["uid"].as_str().unwrap_or_default();
                 if uid != actual {
@@ -935,7 +946,7 @@ impl Registry {
                     break;
                 }
                 last_key = Some(s.key.clone());
-                let obj = self.decode_stored(s)?;
+                let obj = self.decode_stored(t.resource(), s)?;
                 if selectors::matches(&opts.labels, &opts.fields, &obj) {
                     items.push(obj);
                 }

@@ -16,6 +16,8 @@ use crate::http::{router, AppState};
 use crate::plugin::{PluginEngine, PluginRegistry, RuntimeLimits};
 use crate::registry::Registry;
 use crate::storage::embedded::EmbeddedStore;
+use crate::storage::etcd::{EtcdOptions, EtcdStore};
+use crate::storage::Storage;
 use crate::watch::WatchSettings;
 
 /// Command-line flags; names follow k8s.io/apiserver's where one exists.
@@ -29,9 +31,30 @@ pub struct Flags {
     /// Folder of plugin components (*.wasm).
     #[arg(long, default_value = "plugins")]
     pub plugin_dir: PathBuf,
-    /// Storage backend.
-    #[arg(long, default_value = "embedded", value_parser = ["embedded"])]
+    /// Storage backend: `embedded` (a local database in --data-dir) or `etcd`.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "etcd"])]
     pub storage: String,
+    /// etcd servers to connect to, comma-separated (`--storage etcd`).
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    pub etcd_servers: Vec<String>,
+    /// Prefix of every key in etcd.
+    #[arg(long, default_value = "/registry")]
+    pub etcd_prefix: String,
+    /// CA bundle that signs etcd's serving certificate (https servers).
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd (with --etcd-keyfile).
+    #[arg(long)]
+    pub etcd_certfile: Option<PathBuf>,
+    #[arg(long)]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// Deadline of one etcd request: past it the request fails with 503.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub etcd_request_timeout: Duration,
+    /// Compact etcd's history at this interval (e.g. 5m); 0 never does, the default,
+    /// for an etcd that kube-apiserver or another replica already compacts.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub etcd_compaction_interval: Duration,
     /// Folder for the embedded store and the precompiled plugin cache.
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
@@ -76,6 +99,27 @@ pub struct Flags {
     pub min_request_timeout: u64,
 }
 
+/// A duration as kube's flags take it: `500ms`, `2s`, `5m`, `1h`, or a bare number of
+/// seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 2s, 5m, 1h)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let limits = RuntimeLimits {
         call_deadline: Duration::from_millis(flags.plugin_deadline_ms),
@@ -93,7 +137,22 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     unsafe {
         libc::malloc_trim(0);
     }
-    let storage = Arc::new(EmbeddedStore::open(&flags.data_dir.join("store"))?);
+    let storage: Arc<dyn Storage> = match flags.storage.as_str() {
+        "etcd" => Arc::new(
+            EtcdStore::connect(&EtcdOptions {
+                servers: flags.etcd_servers.clone(),
+                prefix: flags.etcd_prefix.clone(),
+                ca_file: flags.etcd_cafile.clone(),
+                cert_file: flags.etcd_certfile.clone(),
+                key_file: flags.etcd_keyfile.clone(),
+                request_timeout: flags.etcd_request_timeout,
+                compaction_interval: Some(flags.etcd_compaction_interval).filter(|d| !d.is_zero()),
+                ..EtcdOptions::default()
+            })
+            .await?,
+        ),
+        _ => Arc::new(EmbeddedStore::open(&flags.data_dir.join("store"))?),
+    };
     let watch = WatchSettings {
         window: flags.watch_cache_window.max(1),
         watcher_queue: flags.watch_queue.max(1),

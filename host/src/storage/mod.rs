@@ -1,5 +1,6 @@
 //! Storage: one small, backend-neutral trait with resourceVersion semantics, and its
-//! backends. The embedded backend ([`embedded::EmbeddedStore`]) is the default.
+//! backends. The embedded backend ([`embedded::EmbeddedStore`]) is the default; the
+//! etcd backend ([`etcd::EtcdStore`]) is for production and for several replicas.
 //!
 //! Keys are `/<group>/<plural>/<namespace>/<name>` (no namespace segment for
 //! cluster-scoped kinds); values are objects in their storage version, as JSON, without
@@ -8,6 +9,7 @@
 //! resourceVersion is the revision of its last write.
 
 pub mod embedded;
+pub mod etcd;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -89,6 +91,7 @@ pub enum StorageError {
     #[error("revision {requested} has been compacted (oldest available: {oldest})")]
     Expired {
         requested: Revision,
+        /// The oldest revision kept; 0 when the backend does not say.
         oldest: Revision,
     },
     /// The revision asked for is newer than the store's.
@@ -136,5 +139,15 @@ pub trait Storage: Send + Sync + 'static {
     /// Whether the backend is healthy, for `/readyz`.
     async fn check(&self) -> Result<()> {
         self.current_revision().await.map(|_| ())
+    }
+
+    /// The name of [`Self::check`] on `/readyz`.
+    fn check_name(&self) -> &'static str {
+        "storage"
+    }
+
+    /// Where `key` lives, for error messages (an operator finds it there).
+    fn location(&self, key: &str) -> String {
+        format!("key {key}")
     }
 }

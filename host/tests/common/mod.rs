@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod etcd;
 pub mod server;
 
 /// The workspace root.
