@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::events::{brief, Events};
 use common::server::Server;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -11,69 +12,6 @@ use std::time::Duration;
 
 const V2: &str = "/apis/hello.zeng.dev/v2/namespaces/default/foos";
 const V1: &str = "/apis/hello.zeng.dev/v1/namespaces/default/foos";
-
-/// Newline-delimited watch events from one response.
-struct Events {
-    resp: reqwest::Response,
-    buf: Vec<u8>,
-}
-
-impl Events {
-    async fn open(c: &Client, url: &str) -> Events {
-        Self::open_as(c, url, "application/json").await
-    }
-
-    async fn open_as(c: &Client, url: &str, accept: &str) -> Events {
-        let resp = c.get(url).header("accept", accept).send().await.unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "{url}");
-        Events {
-            resp,
-            buf: Vec::new(),
-        }
-    }
-
-    /// The next event, or `None` when the stream ends or nothing comes in `wait`.
-    async fn next_within(&mut self, wait: Duration) -> Option<Value> {
-        loop {
-            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=i).collect();
-                return Some(serde_json::from_slice(&line).expect("each line is one JSON event"));
-            }
-            match tokio::time::timeout(wait, self.resp.chunk()).await {
-                Ok(Ok(Some(chunk))) => self.buf.extend_from_slice(&chunk),
-                _ => return None,
-            }
-        }
-    }
-
-    async fn next(&mut self) -> Value {
-        self.next_within(Duration::from_secs(10))
-            .await
-            .expect("an event within 10 s")
-    }
-
-    /// (type, name, resourceVersion) of the next event.
-    async fn next_brief(&mut self) -> (String, String, u64) {
-        let e = self.next().await;
-        brief(&e)
-    }
-}
-
-fn brief(e: &Value) -> (String, String, u64) {
-    let o = &e["object"];
-    (
-        e["type"].as_str().unwrap().to_string(),
-        o["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        o["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap_or("0")
-            .parse()
-            .unwrap(),
-    )
-}
 
 fn foo(name: &str, image: &str, labels: Value) -> Value {
     json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo",

@@ -536,7 +536,8 @@ async fn serve_apis(
         }
         (Some(name), Method::GET) => {
             let out = negotiate::choose(&headers, true, false)?;
-            let obj = registry.get(&target, name).await?;
+            let rv = query.get("resourceVersion").map(String::as_str);
+            let obj = registry.get(&target, name, rv).await?;
             if out == Output::Table {
                 let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
                     .map_err(ApiError::bad_request)?;

@@ -239,27 +239,12 @@ impl Registry {
     /// A stored object, with its resourceVersion. Bytes that are not a JSON object of
     /// this resource's kind (written by someone else) are a 500 naming where they are.
     fn decode_stored(&self, r: &ResourceInfo, s: &Stored) -> ApiResult<Value> {
-        let at = || self.storage.location(&s.key);
-        let mut obj: Value = serde_json::from_slice(&s.value).map_err(|e| {
+        let mut obj = meta::decode_stored(r, &s.value).map_err(|why| {
             ApiError::internal(format!(
-                "the object stored at {} is not valid JSON: {e}",
-                at()
+                "the object stored at {} {why}",
+                self.storage.location(&s.key)
             ))
         })?;
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let api_version = obj
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-        if !obj.is_object() || kind != r.kind || group != r.group {
-            return Err(ApiError::internal(format!(
-                "the object stored at {} is not a {}.{} (found apiVersion {api_version:?}, kind {kind:?})",
-                at(),
-                r.kind,
-                r.group
-            )));
-        }
         set_rv(&mut obj, s.revision);
         Ok(obj)
     }
@@ -390,8 +375,27 @@ impl Registry {
         }
     }
 
-    pub async fn get(&self, t: &Target, name: &str) -> ApiResult<Value> {
+    /// Read one object. `resourceVersion` unset reads storage (the latest, consistent);
+    /// `0` is any state (the watch cache answers); `N` is a state not older than `N`
+    /// (the watch cache, once it has reached `N`), as kube-apiserver serves them.
+    pub async fn get(
+        &self,
+        t: &Target,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> ApiResult<Value> {
         let r = t.resource();
+        if let Some(rv) = resource_version.filter(|rv| !rv.is_empty()) {
+            let min = meta::parse_resource_version(rv).map_err(ApiError::bad_request)?;
+            let obj = self
+                .cacher(t)
+                .get(&t.key(name), min)
+                .await?
+                .ok_or_else(|| ApiError::not_found(r, name))?;
+            return Ok(self
+                .in_request_version(t, vec![obj.value.clone()])?
+                .remove(0));
+        }
         let stored = self
             .storage
             .get(&t.key(name))

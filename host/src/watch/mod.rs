@@ -339,18 +339,14 @@ impl Cacher {
         Ok(page.revision)
     }
 
+    /// The stored object, or `None` (logged) when the bytes are not an object of this
+    /// resource: reads of it from storage fail with a 500; the cache leaves it out.
     fn decode(&self, key: &str, bytes: &[u8]) -> Option<Value> {
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(v) if v.is_object() => Some(v),
-            Ok(_) => {
-                tracing::error!(
-                    key,
-                    "watch cache: the stored object is not a JSON object; skipped"
-                );
-                None
-            }
-            Err(e) => {
-                tracing::error!(key, error = %e, "watch cache: the stored object is not valid JSON; skipped");
+        match crate::registry::meta::decode_stored(&self.plugin.resource, bytes) {
+            Ok(v) => Some(v),
+            Err(why) => {
+                let at = self.storage.location(key);
+                tracing::error!("watch cache: the object stored at {at} {why}; left out");
                 None
             }
         }
@@ -378,6 +374,8 @@ impl Cacher {
         let event = match (&e.value, prev) {
             (Some(bytes), prev) => {
                 let Some(v) = self.decode(&e.key, bytes) else {
+                    // Not readable any more: not served stale from the cache either.
+                    self.lock().store.remove(&e.key);
                     return self.progress(rev);
                 };
                 CachedEvent {
@@ -511,6 +509,15 @@ impl Cacher {
                 self.plugin.resource.qualified_plural()
             ))
         })
+    }
+
+    /// The object at `key` as the cache holds it, once the cache has reached `min`.
+    pub async fn get(&self, key: &str, min: Revision) -> ApiResult<Option<Arc<CachedObject>>> {
+        self.wait_ready().await?;
+        if min > 0 {
+            self.wait_for(min).await?;
+        }
+        Ok(self.lock().store.get(key).cloned())
     }
 
     /// The objects under `prefix` as the cache holds them (a list at

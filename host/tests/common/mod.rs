@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod etcd;
+pub mod events;
 pub mod server;
 
 /// The workspace root.

@@ -1,0 +1,289 @@
+//! The server on a real etcd (Debian's `etcd-server`, started per test on loopback
+//! ports): kube's key layout, reads from the cache, values someone else wrote, compacted
+//! continue tokens, etcd going away under load, and two replicas on one etcd.
+
+mod common;
+
+use common::etcd::Etcd;
+use common::events::Events;
+use common::server::Server;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use wasm_apiserver::storage::etcd::{EtcdOptions, EtcdStore};
+use wasm_apiserver::storage::Storage;
+
+const FOOS: &str = "/apis/hello.zeng.dev/v2/namespaces/default/foos";
+const KEY: &str = "/hello.zeng.dev/foos/default";
+
+fn on_etcd(etcd: &Etcd) -> Server {
+    Server::start_with(&["--storage", "etcd", "--etcd-servers", &etcd.url()])
+}
+
+async fn store(etcd: &Etcd) -> EtcdStore {
+    EtcdStore::connect(&EtcdOptions {
+        servers: vec![etcd.url()],
+        ..EtcdOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn foo(name: &str) -> Value {
+    json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo",
+           "metadata": {"name": name},
+           "spec": {"image": "nginx", "config": {"msg": "hi"}}})
+}
+
+fn rv(v: &Value) -> u64 {
+    v["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no resourceVersion in {v}"))
+        .parse()
+        .unwrap()
+}
+
+async fn call(
+    c: &Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
+    let mut r = c.request(method, &url);
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    let resp = r.send().await.unwrap();
+    let code = resp.status();
+    let text = resp.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text));
+    (code, v)
+}
+
+async fn create(s: &Server, c: &Client, name: &str) -> (StatusCode, Value) {
+    call(
+        c,
+        reqwest::Method::POST,
+        format!("{}{FOOS}", s.url),
+        Some(&foo(name)),
+    )
+    .await
+}
+
+async fn get(s: &Server, c: &Client, path: &str) -> (StatusCode, Value) {
+    call(c, reqwest::Method::GET, format!("{}{path}", s.url), None).await
+}
+
+async fn wait_ready(s: &Server, c: &Client) {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = c.get(format!("{}/readyz", s.url)).send().await {
+            if r.status() == StatusCode::OK {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_live_under_kubes_key_layout_and_reads_come_from_the_cache() {
+    let etcd = tokio::task::block_in_place(Etcd::start);
+    let s = on_etcd(&etcd);
+    let c = s.client();
+    wait_ready(&s, &c).await;
+    let (code, body) = get(&s, &c, "/readyz?verbose").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(body.as_str().unwrap().contains("[+]etcd ok"), "{body}");
+
+    let (code, created) = create(&s, &c, "a").await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let etcd_store = store(&etcd).await;
+    let raw = etcd_store
+        .get(&format!("{KEY}/a"))
+        .await
+        .unwrap()
+        .expect("the object is in etcd");
+    assert_eq!(
+        raw.revision,
+        rv(&created),
+        "resourceVersion is mod_revision"
+    );
+    let stored: Value = serde_json::from_slice(&raw.value).unwrap();
+    assert_eq!(
+        stored["apiVersion"], "hello.zeng.dev/v2",
+        "the storage version"
+    );
+    assert!(stored["metadata"].get("resourceVersion").is_none());
+
+    // kubectl works unchanged on etcd.
+    let got = s.ok(&[
+        "get",
+        "foos",
+        "a",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    assert_eq!(got, rv(&created).to_string());
+
+    // resourceVersion=0 and =N are answered by the watch cache; garbage is a 400.
+    let (code, cached) = get(&s, &c, &format!("{FOOS}/a?resourceVersion=0")).await;
+    assert_eq!((code, rv(&cached)), (StatusCode::OK, rv(&created)));
+    let n = rv(&created);
+    let (code, cached) = get(&s, &c, &format!("{FOOS}/a?resourceVersion={n}")).await;
+    assert_eq!(
+        (code, cached["spec"]["image"].clone()),
+        (StatusCode::OK, json!("nginx"))
+    );
+    let (code, v1) = get(
+        &s,
+        &c,
+        "/apis/hello.zeng.dev/v1/namespaces/default/foos/a?resourceVersion=0",
+    )
+    .await;
+    assert_eq!(
+        (code, v1["apiVersion"].clone()),
+        (StatusCode::OK, json!("hello.zeng.dev/v1"))
+    );
+    let (code, missing) = get(&s, &c, &format!("{FOOS}/nope?resourceVersion=0")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{missing}");
+    let (code, bad) = get(&s, &c, &format!("{FOOS}/a?resourceVersion=abc")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid resource version"),
+        "{bad}"
+    );
+}
+
+/// Bytes someone else wrote under our keys: each read of that object is a 500 naming
+/// the etcd key; lists say the same; the watch cache and its watchers carry on; the
+/// other objects are intact.
+#[tokio::test(flavor = "multi_thread")]
+async fn values_written_by_someone_else_fail_clearly_and_nothing_else_breaks() {
+    let etcd = tokio::task::block_in_place(Etcd::start);
+    let s = on_etcd(&etcd);
+    let c = s.client();
+    wait_ready(&s, &c).await;
+    assert_eq!(create(&s, &c, "good").await.0, StatusCode::CREATED);
+    let mut w = Events::open(&c, &format!("{}{FOOS}?watch=true&resourceVersion=0", s.url)).await;
+    assert_eq!(w.next_brief().await.0, "ADDED");
+
+    let raw = store(&etcd).await;
+    raw.put_raw(&format!("{KEY}/garbage"), b"{not json".to_vec())
+        .await
+        .unwrap();
+    raw.put_raw(
+        &format!("{KEY}/pod"),
+        br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"pod"}}"#.to_vec(),
+    )
+    .await
+    .unwrap();
+
+    let (code, st) = get(&s, &c, &format!("{FOOS}/garbage")).await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+    let msg = st["message"].as_str().unwrap();
+    assert!(
+        msg.contains("etcd key /registry/hello.zeng.dev/foos/default/garbage")
+            && msg.contains("not valid JSON"),
+        "{msg}"
+    );
+    let (code, st) = get(&s, &c, &format!("{FOOS}/pod")).await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+    let msg = st["message"].as_str().unwrap();
+    assert!(
+        msg.contains("/registry/hello.zeng.dev/foos/default/pod")
+            && msg.contains("not a Foo.hello.zeng.dev")
+            && msg.contains("\"Pod\""),
+        "{msg}"
+    );
+    // A list from etcd reports the first bad object; the cache leaves them out.
+    let (code, st) = get(&s, &c, FOOS).await;
+    assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(st["message"]
+        .as_str()
+        .unwrap()
+        .contains("/registry/hello.zeng.dev/foos/default/garbage"));
+    let (code, list) = get(&s, &c, &format!("{FOOS}?resourceVersion=0")).await;
+    assert_eq!(code, StatusCode::OK);
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["good"]);
+    // The open watch skipped both and still delivers what comes next.
+    assert_eq!(create(&s, &c, "after").await.0, StatusCode::CREATED);
+    let (kind, name, _) = w.next_brief().await;
+    assert_eq!((kind.as_str(), name.as_str()), ("ADDED", "after"));
+    let (code, good) = get(&s, &c, &format!("{FOOS}/good")).await;
+    assert_eq!(code, StatusCode::OK, "{good}");
+}
+
+/// A continue token whose revision etcd has compacted is 410 with kube's message; a
+/// page that fails because etcd is down is a 503, and the same token works once etcd
+/// is back, with the list still at its first page's revision.
+#[tokio::test(flavor = "multi_thread")]
+async fn continue_tokens_survive_an_outage_and_expire_with_compaction() {
+    let mut etcd = tokio::task::block_in_place(Etcd::start);
+    let s = on_etcd(&etcd);
+    let c = s.client();
+    wait_ready(&s, &c).await;
+    for i in 0..5 {
+        assert_eq!(
+            create(&s, &c, &format!("f{i}")).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let (_, page1) = get(&s, &c, &format!("{FOOS}?limit=2")).await;
+    let token = page1["metadata"]["continue"].as_str().unwrap().to_string();
+    let at = rv(&page1);
+    assert_eq!(create(&s, &c, "late").await.0, StatusCode::CREATED);
+
+    tokio::task::block_in_place(|| etcd.stop());
+    let started = Instant::now();
+    let (code, st) = get(&s, &c, &format!("{FOOS}?limit=2&continue={token}")).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{st}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fails fast: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(st["reason"], "ServiceUnavailable");
+    assert!(st["message"].as_str().unwrap().contains("etcd"), "{st}");
+    tokio::task::block_in_place(|| etcd.resume());
+
+    let (code, page2) = get(&s, &c, &format!("{FOOS}?limit=2&continue={token}")).await;
+    assert_eq!(code, StatusCode::OK, "{page2}");
+    assert_eq!(rv(&page2), at, "the whole list is read at one revision");
+    let token2 = page2["metadata"]["continue"].as_str().unwrap().to_string();
+    let (_, page3) = get(&s, &c, &format!("{FOOS}?limit=2&continue={token2}")).await;
+    let names: Vec<&str> = [&page1, &page2, &page3]
+        .iter()
+        .flat_map(|p| p["items"].as_array().unwrap())
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["f0", "f1", "f2", "f3", "f4"], "no late object");
+
+    // Compact past the token's revision: 410 Expired.
+    let raw = store(&etcd).await;
+    let now = raw.current_revision().await.unwrap();
+    raw.compact(now).await.unwrap();
+    let (code, st) = get(&s, &c, &format!("{FOOS}?limit=2&continue={token}")).await;
+    assert_eq!(code, StatusCode::GONE, "{st}");
+    assert_eq!(st["reason"], "Expired");
+    assert!(st["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("The provided continue parameter is too old"));
+    // Nothing was lost.
+    let (_, all) = get(&s, &c, FOOS).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 6);
+}
