@@ -6,6 +6,9 @@
 //!   same JSON work without Wasm.
 //! - rest: GET, LIST of 1,000 and CREATE over HTTPS at 1 and 32 clients, on the
 //!   embedded store.
+//! - watch: fan-out latency to many watchers, convert calls per event, idle watcher cost.
+//! - etcd: raw etcd-client puts and gets (the limit) versus CREATE and GET through the
+//!   server on the same local etcd, at 1 and 32 clients, as ratios.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -119,11 +122,12 @@ fn hooks() {
     );
 }
 
-async fn rest() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = common::server::copy_examples(dir.path());
-    let kubeconfig = dir.path().join("kubeconfig");
-    let flags = <wasm_apiserver::server::Flags as clap::Parser>::parse_from([
+/// The server in this process (so that its figures are not a child's), serving the
+/// example plugins with `flags`; returns its URL and a client trusting it.
+async fn in_process(dir: &std::path::Path, flags: &[&str]) -> (String, reqwest::Client) {
+    let plugins = common::server::copy_examples(dir);
+    let kubeconfig = dir.join("kubeconfig");
+    let mut args = vec![
         "wasm-apiserver",
         "--dev",
         "--secure-port",
@@ -131,21 +135,32 @@ async fn rest() {
         "--plugin-dir",
         plugins.to_str().unwrap(),
         "--data-dir",
-        dir.path().join("data").to_str().unwrap(),
+        dir.join("data").to_str().unwrap(),
         "--write-kubeconfig",
         kubeconfig.to_str().unwrap(),
-    ]);
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let flags = <wasm_apiserver::server::Flags as clap::Parser>::parse_from(args);
     tokio::spawn(wasm_apiserver::server::run(flags));
     while !kubeconfig.exists() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let url = common::server::server_url(&kubeconfig);
-    let ca = std::fs::read(dir.path().join("data/certs/ca.crt")).unwrap();
+    let ca = std::fs::read(dir.join("data/certs/ca.crt")).unwrap();
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
         .build()
         .unwrap();
+    (url, client)
+}
+
+async fn rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, client) = in_process(dir.path(), &[]).await;
     let foos = format!("{url}/apis/hello.zeng.dev/v2/namespaces/default/foos");
     for i in 0..1000 {
         let body = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": format!("seed-{i}")}, "spec": {"image": "busybox", "config": {"msg": "hi"}}});
@@ -432,6 +447,152 @@ async fn watch_fanout() {
     );
 }
 
+/// `clients` concurrent loops of `op(n)` (n counts calls across loops) for `secs`:
+/// (throughput per second, p50, p99).
+async fn load<F, Fut>(clients: usize, secs: u64, op: F) -> (f64, Duration, Duration)
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (op, counter) = (op.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let t = Instant::now();
+                op(n).await;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let n = all.len();
+    let (p50, p99) = median(all);
+    (n as f64 / started.elapsed().as_secs_f64(), p50, p99)
+}
+
+/// The etcd backend against its limit: raw etcd-client puts and gets on the same local
+/// etcd versus CREATE and GET through the server, at 1 and 32 clients, in one run.
+async fn etcd() {
+    use wasm_apiserver::storage::Storage as _;
+    let etcd = common::etcd::Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, client) = in_process(
+        dir.path(),
+        &["--storage", "etcd", "--etcd-servers", &etcd.url()],
+    )
+    .await;
+    let foos = format!("{url}/apis/hello.zeng.dev/v2/namespaces/default/foos");
+    let body = |name: String| json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": name, "namespace": "default"}, "spec": {"image": "busybox", "config": {"msg": "hi"}}});
+    let r = client
+        .post(&foos)
+        .json(&body("seed".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let raw = wasm_apiserver::storage::etcd::EtcdStore::connect(
+        &wasm_apiserver::storage::etcd::EtcdOptions {
+            servers: vec![etcd.url()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let raw = Arc::new(raw);
+    // The raw value: the object as the server stores it.
+    let value = raw
+        .get("/hello.zeng.dev/foos/default/seed")
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    let mut kv = etcd_client::Client::connect([etcd.url()], None)
+        .await
+        .unwrap();
+    kv.put("/bench/seed", value.clone(), None).await.unwrap();
+
+    println!();
+    println!("| etcd (local, one member) | clients | raw etcd-client | through wasm-apiserver | ratio | p50 raw / server |");
+    println!("|---|---|---|---|---|---|");
+    for clients in [1, 32] {
+        let (kv2, value2) = (kv.clone(), value.clone());
+        let put = load(clients, 3, move |n| {
+            let (mut kv, v) = (kv2.clone(), value2.clone());
+            async move {
+                kv.put(format!("/bench/put-{clients}-{n}"), v, None)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        let (c, f) = (client.clone(), foos.clone());
+        let create = load(clients, 3, move |n| {
+            let (c, f, b) = (c.clone(), f.clone(), body(format!("c{clients}-{n}")));
+            async move {
+                let r = c.post(&f).json(&b).send().await.unwrap();
+                assert_eq!(r.status(), 201);
+                let _ = r.bytes().await.unwrap();
+            }
+        })
+        .await;
+        print_vs("PUT vs CREATE", clients, put, create);
+        let kv2 = kv.clone();
+        let get = load(clients, 3, move |_| {
+            let mut kv = kv2.clone();
+            async move {
+                let r = kv.get("/bench/seed", None).await.unwrap();
+                assert_eq!(r.kvs().len(), 1);
+            }
+        })
+        .await;
+        for (label, query) in [
+            (
+                "GET vs GET ?resourceVersion=0 (watch cache)",
+                "?resourceVersion=0",
+            ),
+            ("GET vs GET (quorum read from etcd)", ""),
+        ] {
+            let (c, u) = (client.clone(), format!("{foos}/seed{query}"));
+            let served = load(clients, 3, move |_| {
+                let (c, u) = (c.clone(), u.clone());
+                async move {
+                    let r = c.get(&u).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    let _ = r.bytes().await.unwrap();
+                }
+            })
+            .await;
+            print_vs(label, clients, get, served);
+        }
+    }
+}
+
+fn print_vs(
+    label: &str,
+    clients: usize,
+    raw: (f64, Duration, Duration),
+    ours: (f64, Duration, Duration),
+) {
+    println!(
+        "| {label} | {clients} | {:.0}/s | {:.0}/s | {:.0}% | {:.2} / {:.2} ms |",
+        raw.0,
+        ours.0,
+        ours.0 / raw.0 * 100.0,
+        raw.1.as_secs_f64() * 1e3,
+        ours.1.as_secs_f64() * 1e3
+    );
+}
+
 fn main() {
     println!(
         "wasm-apiserver benchmarks ({} cores)\n",
@@ -457,5 +618,8 @@ fn main() {
     }
     if run("watch") {
         rt.block_on(watch_fanout());
+    }
+    if run("etcd") {
+        rt.block_on(etcd());
     }
 }

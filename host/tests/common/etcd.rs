@@ -11,6 +11,16 @@ pub struct Etcd {
     pub dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    /// Plain-HTTP `/health` and `/metrics`, whatever the client URL's scheme.
+    metrics_port: u16,
+    tls: bool,
+}
+
+/// Files of an etcd that serves TLS and requires client certificates.
+pub struct EtcdTls {
+    pub ca: std::path::PathBuf,
+    pub client_cert: std::path::PathBuf,
+    pub client_key: std::path::PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -24,19 +34,58 @@ fn free_port() -> u16 {
 impl Etcd {
     /// Start a one-member cluster and wait until it answers.
     pub fn start() -> Etcd {
-        let mut etcd = Etcd {
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-            client_port: free_port(),
-            peer_port: free_port(),
-        };
+        let mut etcd = Self::new(false);
         etcd.resume();
         etcd
     }
 
+    /// [`Etcd::start`] serving TLS with a certificate from a fresh CA and requiring
+    /// client certificates from that CA.
+    pub fn start_tls() -> (Etcd, EtcdTls) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let mut etcd = Self::new(true);
+        let d = etcd.dir.path().to_path_buf();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        std::fs::write(d.join("ca.crt"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        for (name, sans) in [
+            ("server", vec!["127.0.0.1".to_string(), "localhost".into()]),
+            ("client", vec!["wasm-apiserver".into()]),
+        ] {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(sans)
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            std::fs::write(d.join(format!("{name}.crt")), cert.pem()).unwrap();
+            std::fs::write(d.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        }
+        etcd.resume();
+        let files = EtcdTls {
+            ca: d.join("ca.crt"),
+            client_cert: d.join("client.crt"),
+            client_key: d.join("client.key"),
+        };
+        (etcd, files)
+    }
+
+    fn new(tls: bool) -> Etcd {
+        Etcd {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            metrics_port: free_port(),
+            tls,
+        }
+    }
+
     /// The client URL, for `--etcd-servers`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// Start (again) on the same ports and data.
@@ -48,7 +97,15 @@ impl Etcd {
             .append(true)
             .open(self.dir.path().join("etcd.log"))
             .unwrap();
-        let child = Command::new("etcd")
+        let d = self.dir.path();
+        let mut cmd = Command::new("etcd");
+        if self.tls {
+            cmd.arg(format!("--cert-file={}", d.join("server.crt").display()))
+                .arg(format!("--key-file={}", d.join("server.key").display()))
+                .arg(format!("--trusted-ca-file={}", d.join("ca.crt").display()))
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .arg("--name=test")
             .arg(format!(
                 "--data-dir={}",
@@ -59,6 +116,10 @@ impl Etcd {
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))
             .arg(format!("--initial-cluster=test={peer}"))
+            .arg(format!(
+                "--listen-metrics-urls=http://127.0.0.1:{}",
+                self.metrics_port
+            ))
             .arg("--log-level=warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -71,7 +132,7 @@ impl Etcd {
     /// Whether etcd's `/health` says so.
     pub fn healthy(&self) -> bool {
         use std::io::{Read, Write};
-        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.client_port)) else {
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)) else {
             return false;
         };
         let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
