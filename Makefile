@@ -18,7 +18,8 @@ setup:
 	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq etcd-server protobuf-compiler >/dev/null; }
 
-## plugins: example plugins into target/plugins, misbehaving test plugins into target/test-plugins.
+## plugins: example plugins into target/plugins; misbehaving test plugins and a stricter
+## build of hello (hello-pinned.wasm) into target/test-plugins.
 plugins: setup
 	$(CARGO) build --profile guest --target $(WASM_TARGET) $(addprefix -p ,$(PLUGINS))
 	$(CARGO) build --profile guest --target $(WASM_TARGET) -p test-plugins --examples
@@ -26,12 +27,34 @@ plugins: setup
 	@for p in $(PLUGINS); do cp $(GUEST_OUT)/$$(echo $$p | tr - _).wasm target/plugins/$$p.wasm; done
 	@for f in guests/test-plugins/examples/*.rs; do n=$$(basename $$f .rs); \
 	  cp $(GUEST_OUT)/examples/$$n.wasm target/test-plugins/$$n.wasm; done
+	$(CARGO) build --profile guest --target $(WASM_TARGET) -p hello --features pinned-images
+	@cp $(GUEST_OUT)/hello.wasm target/test-plugins/hello-pinned.wasm
 	@ls -l target/plugins/*.wasm
 
 ## run: serve the example plugins on the embedded store, ready for kubectl.
 run: plugins
 	$(CARGO) run -p wasm-apiserver -- --dev --plugin-dir target/plugins --data-dir $(DATA_DIR) \
 	  --secure-port $(PORT) --write-kubeconfig $(DATA_DIR)/kubeconfig
+
+## dev: like run, and rebuild an example plugin when its source changes; the server
+## (hot reload is on with --dev) serves the new build within a second. Edit, save, kubectl.
+dev: plugins
+	$(CARGO) build -p wasm-apiserver
+	@mkdir -p $(DATA_DIR)
+	@target/debug/wasm-apiserver --dev --plugin-dir target/plugins --data-dir $(DATA_DIR) \
+	  --secure-port $(PORT) --write-kubeconfig $(DATA_DIR)/kubeconfig & server=$$!; \
+	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
+	touch $(DATA_DIR)/.dev-stamp; \
+	echo "make dev: watching examples/*/src and guests/sdk/src; Ctrl-C stops"; \
+	while kill -0 $$server 2>/dev/null; do \
+	  sleep 0.5; \
+	  changed=$$(find examples guests/sdk -name '*.rs' -newer $(DATA_DIR)/.dev-stamp | head -1); \
+	  [ -z "$$changed" ] && continue; \
+	  touch $(DATA_DIR)/.dev-stamp; echo "make dev: $$changed changed; rebuilding plugins"; \
+	  $(CARGO) build --profile guest --target $(WASM_TARGET) $(addprefix -p ,$(PLUGINS)) && \
+	  for p in $(PLUGINS); do cp $(GUEST_OUT)/$$(echo $$p | tr - _).wasm target/plugins/$$p.wasm.tmp && \
+	    mv target/plugins/$$p.wasm.tmp target/plugins/$$p.wasm; done; \
+	done
 
 ## test: unit tests (host, SDK, example plugins natively) and the end-to-end suite.
 test: plugins

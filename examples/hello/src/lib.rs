@@ -212,6 +212,12 @@ pub fn validate_v2(foo: &FooV2) -> Validation {
             spec.child("image")
                 .invalid(image, "must not contain whitespace"),
         ),
+        // A stricter build, the other side of the hot-reload tests and benchmark.
+        #[cfg(feature = "pinned-images")]
+        Some(image) if !image.contains(':') => errs.push(
+            spec.child("image")
+                .invalid(image, "must name a tag (this build requires pinned images)"),
+        ),
         Some(_) => {}
     }
     if let Some(config) = &foo.spec.config {

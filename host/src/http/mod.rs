@@ -172,7 +172,7 @@ async fn readiness(state: &AppState) -> Vec<(&'static str, Result<String, String
         .all()
         .iter()
         .filter(|c| c.revision() == 0)
-        .map(|c| c.plugin.resource.qualified_plural())
+        .map(|c| c.plugin().resource.qualified_plural())
         .collect();
     let watch_cache = if loading.is_empty() {
         Ok(String::new())
@@ -754,7 +754,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         ),
     ];
     write_families(&mut out, caches, &state.registry.watch.all(), |c| {
-        let r = &c.plugin.resource;
+        let plugin = c.plugin();
+        let r = &plugin.resource;
         format!("group=\"{}\",resource=\"{}\"", r.group, r.plural)
     });
     let catalog = state.registry.plugins.snapshot();
@@ -786,6 +787,28 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ];
     write_families(&mut out, plugins, &catalog.plugins, |p| {
         format!("plugin=\"{}\"", p.name)
+    });
+    let failing: &[Family<crate::plugin::LoadError>] = &[(
+        "wasm_apiserver_plugin_load_error",
+        "gauge",
+        "1 for each plugin file that failed to load (the previous version, if any, still serves).",
+        |_| 1.0,
+    )];
+    write_families(&mut out, failing, &catalog.errors, |e| {
+        let file = e.file.file_name().unwrap_or_default().to_string_lossy();
+        format!(
+            "file=\"{}\"",
+            file.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    });
+    let reloads: &[Family<&crate::plugin::PluginRegistry>] = &[(
+        "wasm_apiserver_plugin_reload_failures_total",
+        "counter",
+        "Plugin file changes that could not be loaded.",
+        |r| r.reload_failures.load(Relaxed) as f64,
+    )];
+    write_families(&mut out, reloads, &[&*state.registry.plugins], |_| {
+        String::new()
     });
     let mut resp = out.into_response();
     resp.headers_mut().insert(

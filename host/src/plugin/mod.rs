@@ -24,7 +24,7 @@ pub use engine::{PluginEngine, RuntimeLimits};
 pub use instance::{
     Cell, FieldError, FieldErrorType, Operation, PluginInstance, RequestInfo, UserInfo, Validation,
 };
-pub use registry::{LoadError, Plugin, PluginCatalog, PluginRegistry, PluginStats};
+pub use registry::{LoadError, Plugin, PluginCatalog, PluginRegistry, PluginStats, Reload};
 
 /// Bindings generated from `wit/world.wit`.
 pub(crate) mod bindings {

@@ -217,10 +217,31 @@ impl PluginCatalog {
     }
 }
 
+/// What a reload of one plugin file did.
+#[derive(Debug)]
+pub enum Reload {
+    /// A new file: its resource is served now.
+    Added(Arc<Plugin>),
+    /// A changed file: the new plugin serves its resource from now on.
+    Replaced(Arc<Plugin>),
+    /// The file is gone: its resource is no longer served (stored objects stay).
+    Removed(Arc<Plugin>),
+    /// Same bytes as the plugin already loaded (a touch, or a write that changed nothing).
+    Unchanged,
+    /// The file cannot be loaded; the plugin that served before (if any) still does.
+    Failed(LoadError),
+    /// Not a plugin file, and nothing was loaded from it.
+    Ignored,
+}
+
 /// The plugins the server currently serves. Readers take a cheap snapshot.
 pub struct PluginRegistry {
     engine: PluginEngine,
     current: RwLock<Arc<PluginCatalog>>,
+    /// One reload at a time: each reads the catalog, then swaps in a new one.
+    reloading: std::sync::Mutex<()>,
+    /// Reloads that failed, for `/metrics`.
+    pub reload_failures: std::sync::atomic::AtomicU64,
 }
 
 impl PluginRegistry {
@@ -228,6 +249,8 @@ impl PluginRegistry {
         PluginRegistry {
             engine,
             current: RwLock::new(Arc::default()),
+            reloading: std::sync::Mutex::new(()),
+            reload_failures: Default::default(),
         }
     }
 
@@ -273,4 +296,126 @@ impl PluginRegistry {
         *self.current.write().expect("plugin catalog lock") = catalog.clone();
         Ok(catalog)
     }
+
+    /// Apply a change of one file in the plugin folder: load it again, or remove its
+    /// plugin when the file is gone. The catalog is swapped atomically; requests that
+    /// hold the old one finish on the old plugin. A file that fails to load, or whose
+    /// plugin would change the resource it serves in a way stored objects cannot follow
+    /// (group, kind, plural, scope or storage version), leaves the working plugin in
+    /// place and is listed in [`PluginCatalog::errors`].
+    pub fn reload_file(&self, path: &Path) -> Reload {
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let cur = self.snapshot();
+        let old = cur.plugins.iter().find(|p| p.path == path).cloned();
+        let mut next = PluginCatalog {
+            plugins: cur.plugins.clone(),
+            errors: cur
+                .errors
+                .iter()
+                .filter(|e| e.file != path)
+                .cloned()
+                .collect(),
+        };
+        let is_wasm = path.extension().is_some_and(|e| e == "wasm");
+        let bytes = match std::fs::read(path) {
+            Ok(b) if is_wasm => b,
+            _ => {
+                // Gone (or renamed away from `.wasm`): stop serving it.
+                if old.is_none() && next.errors.len() == cur.errors.len() {
+                    return Reload::Ignored;
+                }
+                next.plugins.retain(|p| p.path != path);
+                self.swap(next);
+                return match old {
+                    Some(p) => Reload::Removed(p),
+                    None => Reload::Ignored,
+                };
+            }
+        };
+        let digest = hex::encode(Sha256::digest(&bytes));
+        if old.as_ref().is_some_and(|p| p.digest == digest) {
+            if next.errors.len() != cur.errors.len() {
+                self.swap(next);
+            }
+            return Reload::Unchanged;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        let loaded = Plugin::from_bytes(&self.engine, &name, path, &bytes)
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|p| match &old {
+                Some(o) => compatible(&o.resource, &p.resource).map(|()| p),
+                None => Ok(p),
+            })
+            .and_then(|p| {
+                next.plugins.retain(|q| q.path != path);
+                next.insert(p).map_err(|e| e.cause)
+            });
+        if let Err(cause) = loaded {
+            self.reload_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let err = LoadError {
+                file: path.to_path_buf(),
+                cause,
+            };
+            let mut keep = PluginCatalog {
+                plugins: cur.plugins.clone(),
+                errors: cur
+                    .errors
+                    .iter()
+                    .filter(|e| e.file != path)
+                    .cloned()
+                    .collect(),
+            };
+            keep.errors.push(err.clone());
+            self.swap(keep);
+            return Reload::Failed(err);
+        }
+        next.plugins.sort_by(|a, b| a.name.cmp(&b.name));
+        let new = next
+            .plugins
+            .iter()
+            .find(|p| p.path == path)
+            .cloned()
+            .expect("inserted above");
+        self.swap(next);
+        match old {
+            Some(_) => Reload::Replaced(new),
+            None => Reload::Added(new),
+        }
+    }
+
+    fn swap(&self, catalog: PluginCatalog) {
+        *self.current.write().expect("plugin catalog lock") = Arc::new(catalog);
+    }
+}
+
+/// Whether a reloaded plugin can take over from `old`: objects stored by the old one
+/// must stay where they are and readable as they are.
+fn compatible(old: &ResourceInfo, new: &ResourceInfo) -> Result<(), String> {
+    let was = format!("{} (kind {})", old.qualified_plural(), old.kind);
+    let now = format!("{} (kind {})", new.qualified_plural(), new.kind);
+    if was != now {
+        return Err(format!(
+            "the new version serves {now} instead of {was}; to change the kind, remove the \
+             file and add the plugin under another name"
+        ));
+    }
+    if old.scope != new.scope {
+        return Err(format!(
+            "the new version changes the scope of {was} from {:?} to {:?}; stored objects \
+             would not be found",
+            old.scope, new.scope
+        ));
+    }
+    if old.storage_version != new.storage_version {
+        return Err(format!(
+            "the new version changes the storage version of {was} from {} to {}; restart \
+             the server to change it",
+            old.storage_version, new.storage_version
+        ));
+    }
+    Ok(())
 }

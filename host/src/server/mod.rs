@@ -1,5 +1,6 @@
 //! Start-up: flags, plugins, storage, TLS, the listener and graceful shutdown.
 
+pub mod reload;
 pub mod tls;
 
 use anyhow::Context as _;
@@ -71,9 +72,13 @@ pub struct Flags {
     pub tls_cert_file: Option<PathBuf>,
     #[arg(long)]
     pub tls_private_key_file: Option<PathBuf>,
-    /// Development mode: no authentication or authorization.
+    /// Development mode: no authentication or authorization; hot reload on.
     #[arg(long)]
     pub dev: bool,
+    /// Reload plugins when files in --plugin-dir are added, changed or removed (on with
+    /// --dev).
+    #[arg(long)]
+    pub watch_plugins: bool,
     /// Write a kubeconfig for this server here once it listens.
     #[arg(long)]
     pub write_kubeconfig: Option<PathBuf>,
@@ -166,6 +171,10 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     for plugin in &catalog.plugins {
         registry.watch.get(plugin, &registry.storage);
     }
+    let _hot_reload = match flags.dev || flags.watch_plugins {
+        true => Some(reload::watch_plugins(&flags.plugin_dir, registry.clone())?),
+        false => None,
+    };
     let state = AppState::new(
         registry,
         Duration::from_secs(flags.min_request_timeout.max(1)),

@@ -198,7 +198,8 @@ pub struct CacherStats {
 
 /// The watch cache of one resource.
 pub struct Cacher {
-    pub plugin: Arc<Plugin>,
+    /// Swapped in place when the plugin is reloaded: watchers keep streaming.
+    plugin: std::sync::RwLock<Arc<Plugin>>,
     storage: Arc<dyn Storage>,
     /// `/<group>/<plural>/`
     prefix: String,
@@ -220,7 +221,7 @@ impl Cacher {
         let r = &plugin.resource;
         let prefix = format!("/{}/{}/", r.group, r.plural);
         let cacher = Arc::new(Cacher {
-            plugin,
+            plugin: std::sync::RwLock::new(plugin),
             storage,
             prefix,
             settings,
@@ -242,6 +243,24 @@ impl Cacher {
         let mut st = self.lock();
         st.watchers.clear();
         st.encodings.clear();
+    }
+
+    /// The plugin serving this resource now.
+    pub fn plugin(&self) -> Arc<Plugin> {
+        self.plugin
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Serve with a reloaded plugin of the same resource: later conversions and prints
+    /// are the new plugin's, so what the old one produced is dropped.
+    fn set_plugin(&self, plugin: Arc<Plugin>) {
+        *self.plugin.write().unwrap_or_else(|p| p.into_inner()) = plugin;
+        let st = self.lock();
+        for o in st.store.values().chain(st.window.iter().map(|e| &e.object)) {
+            *o.forms() = Forms::default();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -342,7 +361,7 @@ impl Cacher {
     /// The stored object, or `None` (logged) when the bytes are not an object of this
     /// resource: reads of it from storage fail with a 500; the cache leaves it out.
     fn decode(&self, key: &str, bytes: &[u8]) -> Option<Value> {
-        match crate::registry::meta::decode_stored(&self.plugin.resource, bytes) {
+        match crate::registry::meta::decode_stored(&self.plugin().resource, bytes) {
             Ok(v) => Some(v),
             Err(why) => {
                 let at = self.storage.location(key);
@@ -482,7 +501,7 @@ impl Cacher {
                         requested: rev,
                         current,
                     },
-                    &self.plugin.resource,
+                    &self.plugin().resource,
                     "",
                 ))
             }
@@ -496,7 +515,7 @@ impl Cacher {
             .storage
             .current_revision()
             .await
-            .map_err(|e| ApiError::from_storage(e, &self.plugin.resource, ""))?;
+            .map_err(|e| ApiError::from_storage(e, &self.plugin().resource, ""))?;
         self.wait_for(current).await?;
         Ok(current)
     }
@@ -506,7 +525,7 @@ impl Cacher {
         self.wait_for(1).await.map_err(|_| {
             ApiError::unavailable(format!(
                 "the watch cache for {} is not ready yet",
-                self.plugin.resource.qualified_plural()
+                self.plugin().resource.qualified_plural()
             ))
         })
     }
@@ -543,7 +562,8 @@ impl Cacher {
             .filter(|o| o.encoded(enc).is_none())
             .collect();
         if !missing.is_empty() {
-            let storage = **enc.version() == *self.plugin.resource.storage_version;
+            let plugin = self.plugin();
+            let storage = **enc.version() == *plugin.resource.storage_version;
             let bytes: Vec<Bytes> = match enc {
                 Encoding::Json(_) if storage => missing
                     .iter()
@@ -559,10 +579,9 @@ impl Cacher {
                     self.stats.prints.fetch_add(1, Ordering::Relaxed);
                     let plain: Vec<Value> = versions.iter().map(|v| (**v).clone()).collect();
                     let rows = tokio::task::block_in_place(|| {
-                        self.plugin.instance().and_then(|mut i| i.print(&plain))
+                        plugin.instance().and_then(|mut i| i.print(&plain))
                     })?;
-                    let info = self
-                        .plugin
+                    let info = plugin
                         .resource
                         .version(version)
                         .expect("watch requests name a served version");
@@ -595,7 +614,8 @@ impl Cacher {
         objs: &[&Arc<CachedObject>],
         version: &Arc<str>,
     ) -> ApiResult<Vec<Arc<Value>>> {
-        if **version == self.plugin.resource.storage_version {
+        let plugin = self.plugin();
+        if **version == plugin.resource.storage_version {
             return Ok(objs.iter().map(|o| Arc::new(o.value.clone())).collect());
         }
         let todo: Vec<&Arc<CachedObject>> = objs
@@ -607,7 +627,7 @@ impl Cacher {
             self.stats.conversions.fetch_add(1, Ordering::Relaxed);
             let input: Vec<Value> = todo.iter().map(|o| o.value.clone()).collect();
             let out = tokio::task::block_in_place(|| {
-                self.plugin
+                plugin
                     .instance()
                     .and_then(|mut i| i.convert(&input, version))
             })?;
@@ -648,7 +668,16 @@ impl WatchCaches {
         let key = (r.group.clone(), r.plural.clone());
         let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = caches.get(&key) {
-            if Arc::ptr_eq(&c.plugin, plugin) {
+            let current = c.plugin();
+            if Arc::ptr_eq(&current, plugin) {
+                return c.clone();
+            }
+            // A reload of the same resource (the catalog refuses scope or storage
+            // version changes): keep the cache and its watchers.
+            if current.resource.scope == r.scope
+                && current.resource.storage_version == r.storage_version
+            {
+                c.set_plugin(plugin.clone());
                 return c.clone();
             }
             c.stop();
@@ -656,6 +685,18 @@ impl WatchCaches {
         let c = Cacher::start(plugin.clone(), storage.clone(), self.settings.clone());
         caches.insert(key, c.clone());
         c
+    }
+
+    /// Stop the caches of resources `catalog` no longer serves (their watchers end).
+    pub fn retain(&self, catalog: &crate::plugin::PluginCatalog) {
+        let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        caches.retain(|(group, plural), c| {
+            let keep = catalog.find(group, plural).is_some();
+            if !keep {
+                c.stop();
+            }
+            keep
+        });
     }
 
     /// Every cache, for `/metrics`.

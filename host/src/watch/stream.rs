@@ -227,7 +227,8 @@ impl Watcher {
         if initial_events_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let r = &self.cacher.plugin.resource;
+        let plugin = self.cacher.plugin();
+        let r = &plugin.resource;
         let api_version = format!("{}/{}", r.group, self.req.encoding.version());
         let obj: Value = json!({"kind": r.kind, "apiVersion": api_version, "metadata": meta});
         let mut out = BytesMut::new();
