@@ -7,6 +7,8 @@
 //! - rest: GET, LIST of 1,000 and CREATE over HTTPS at 1 and 32 clients, on the
 //!   embedded store.
 //! - watch: fan-out latency to many watchers, convert calls per event, idle watcher cost.
+//! - reload: hot reload, from writing a plugin file to the first request the new build
+//!   serves, with the compile cached and not.
 //! - etcd: raw etcd-client puts and gets (the limit) versus CREATE and GET through the
 //!   server on the same local etcd, at 1 and 32 clients, as ratios.
 
@@ -577,6 +579,79 @@ async fn etcd() {
     }
 }
 
+/// Hot reload: time from writing hello.wasm to the first request that the new build
+/// serves, alternating between two builds with different validation. "cached" swaps
+/// reuse bytes compiled before (the precompiled cache answers); "compiled" swaps append
+/// a unique custom section, so every swap compiles anew.
+async fn reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, client) = in_process(dir.path(), &[]).await;
+    let foos = format!("{url}/apis/hello.zeng.dev/v2/namespaces/default/foos?dryRun=All");
+    let hello = dir.path().join("plugins/hello.wasm");
+    let builds = [
+        std::fs::read(common::example("hello")).unwrap(),
+        std::fs::read(common::test_plugin("hello-pinned")).unwrap(),
+    ];
+    let pinned = |client: reqwest::Client, foos: String| async move {
+        let body = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": "probe"}, "spec": {"image": "nginx"}});
+        client
+            .post(&foos)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 422
+    };
+    // Both builds once, so that the cached runs find them compiled.
+    for b in [1, 0] {
+        std::fs::write(&hello, &builds[b]).unwrap();
+        while pinned(client.clone(), foos.clone()).await != (b == 1) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    println!();
+    println!("| hot reload of hello.wasm (write → first request served by the new build) | swaps | p50 | max |");
+    println!("|---|---|---|---|");
+    for (label, unique) in [
+        ("cached compile (bytes seen before)", false),
+        ("compiled on the swap (new bytes)", true),
+    ] {
+        let mut times = Vec::new();
+        for i in 0..10 {
+            let want = i % 2 == 0;
+            let mut bytes = builds[want as usize].clone();
+            if unique {
+                // A custom section (id 0) named "bench" carrying a counter.
+                let payload = format!("{label}-{i}-{:?}", Instant::now());
+                let name = b"bench";
+                let size = 1 + name.len() + payload.len();
+                assert!(size < 128, "one-byte LEB128 sizes");
+                bytes.extend_from_slice(&[0, size as u8, name.len() as u8]);
+                bytes.extend_from_slice(name);
+                bytes.extend_from_slice(payload.as_bytes());
+            }
+            let t = Instant::now();
+            std::fs::write(&hello, &bytes).unwrap();
+            while pinned(client.clone(), foos.clone()).await != want {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "the swap did not happen"
+                );
+            }
+            times.push(t.elapsed());
+        }
+        let max = *times.iter().max().unwrap();
+        let (p50, _) = median(times);
+        println!(
+            "| {label} | 10 | {:.0} ms | {:.0} ms |",
+            p50.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3
+        );
+    }
+}
+
 fn print_vs(
     label: &str,
     clients: usize,
@@ -621,5 +696,8 @@ fn main() {
     }
     if run("etcd") {
         rt.block_on(etcd());
+    }
+    if run("reload") {
+        rt.block_on(reload());
     }
 }
