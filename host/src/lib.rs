@@ -5,9 +5,11 @@
 //! content negotiation, Status errors) → `registry` (the generic request lifecycle,
 //! calling plugin hooks) → `storage` (one trait; the embedded backend). `watch` is the watch cache,
 //! between the registry and storage. `plugin` is the
-//! Wasm runtime the registry calls into.
+//! Wasm runtime the registry calls into. `auth` is delegated authentication and
+//! authorization, in front of `http`.
 
 pub mod api;
+pub mod auth;
 pub mod http;
 pub mod plugin;
 pub mod registry;

@@ -34,6 +34,9 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// Shared by every request.
 pub struct AppState {
     pub registry: Arc<Registry>,
+    /// Delegated authentication and authorization; `None` in `--dev` (every request
+    /// acts as `system:admin`).
+    pub auth: Option<Arc<crate::auth::Auth>>,
     /// A watch without timeoutSeconds ends after this (`--min-request-timeout`).
     pub watch_timeout: Duration,
     /// Discovery and OpenAPI documents, rebuilt when the plugin catalog changes.
@@ -41,11 +44,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(registry: Arc<Registry>, watch_timeout: Duration) -> Arc<Self> {
+    pub fn new(
+        registry: Arc<Registry>,
+        auth: Option<Arc<crate::auth::Auth>>,
+        watch_timeout: Duration,
+    ) -> Arc<Self> {
         let catalog = registry.plugins.snapshot();
         let docs = Arc::new(Documents::build(&catalog));
         Arc::new(AppState {
             registry,
+            auth,
             watch_timeout,
             docs: RwLock::new((catalog, docs)),
         })
@@ -84,7 +92,44 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi/v3/apis/{group}/{version}", get(openapi_v3_doc))
         .route("/apis/{*rest}", axum::routing::any(apis))
         .fallback(|| async { ApiError::path_not_found() })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
         .with_state(state)
+}
+
+/// Who is asking, and may they: the user goes into the request's extensions for the
+/// handlers (and the plugins' hooks). In `--dev`, everyone is `system:admin`.
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::auth::{always_allowed, Attributes, PeerCerts};
+    let Some(auth) = &state.auth else {
+        req.extensions_mut().insert(dev_user());
+        return next.run(req).await;
+    };
+    let path = req.uri().path().to_string();
+    if always_allowed(&path) {
+        return next.run(req).await;
+    }
+    let peer = req.extensions().get::<Arc<PeerCerts>>().cloned();
+    let Some(user) = auth.authenticate(peer.as_deref(), req.headers()).await else {
+        return ApiError::new(401, "Unauthorized", "Unauthorized").into_response();
+    };
+    let attrs = Attributes::of(req.method(), &path, req.uri().query());
+    match auth.authorize(&user, &attrs).await {
+        Ok(None) => {}
+        Ok(Some(forbidden)) => return forbidden.into_response(),
+        Err(e) => {
+            tracing::error!(user = %user.name, error = %e.message, "authorization failed");
+            return e.into_response();
+        }
+    }
+    req.extensions_mut().insert(user);
+    next.run(req).await
 }
 
 fn json_response(code: StatusCode, output: Output, body: &Value) -> Response {
@@ -452,7 +497,11 @@ async fn serve_apis(
         plugin: plugin.clone(),
         version: version.name.clone(),
         namespace: path.namespace.map(str::to_string),
-        user: dev_user(),
+        user: req
+            .extensions()
+            .get::<UserInfo>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(401, "Unauthorized", "Unauthorized"))?,
     };
     let query = query_map(q);
     let mut warnings: Vec<String> = version.deprecation_warning.iter().cloned().collect();
@@ -847,7 +896,7 @@ fn add_warnings(mut r: Response, warnings: &[String]) -> Response {
     r
 }
 
-/// Until delegated authentication lands, every request acts as a cluster admin.
+/// In `--dev`, every request acts as a cluster admin.
 fn dev_user() -> UserInfo {
     UserInfo {
         name: "system:admin".into(),

@@ -75,6 +75,39 @@ pub struct Flags {
     /// Development mode: no authentication or authorization; hot reload on.
     #[arg(long)]
     pub dev: bool,
+    /// CA bundle for client certificates: user = CN, groups = O.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// CA bundle of the front proxy (kube-apiserver's --proxy-client-cert-file): only
+    /// connections with a certificate from it may name the user in request headers.
+    #[arg(long)]
+    pub requestheader_client_ca_file: Option<PathBuf>,
+    /// Common names the front proxy's certificate may have (empty: any from the CA).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_allowed_names: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-User")]
+    pub requestheader_username_headers: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Group")]
+    pub requestheader_group_headers: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Extra-")]
+    pub requestheader_extra_headers_prefix: Vec<String>,
+    /// kubeconfig of the cluster that reviews bearer tokens (TokenReview); in a pod,
+    /// the in-cluster configuration is used when this is not given.
+    #[arg(long)]
+    pub authentication_kubeconfig: Option<PathBuf>,
+    /// kubeconfig of the cluster that authorizes requests (SubjectAccessReview).
+    #[arg(long)]
+    pub authorization_kubeconfig: Option<PathBuf>,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub authentication_token_webhook_cache_ttl: Duration,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub authorization_webhook_cache_authorized_ttl: Duration,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub authorization_webhook_cache_unauthorized_ttl: Duration,
+    /// Deadline of one TokenReview or SubjectAccessReview; past it the request fails
+    /// closed (401 or 500), never hangs.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub delegation_timeout: Duration,
     /// Reload plugins when files in --plugin-dir are added, changed or removed (on with
     /// --dev).
     #[arg(long)]
@@ -175,8 +208,32 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         true => Some(reload::watch_plugins(&flags.plugin_dir, registry.clone())?),
         false => None,
     };
+    let auth = match flags.dev {
+        true => None,
+        false => Some(Arc::new(
+            crate::auth::setup::setup(&crate::auth::setup::AuthOptions {
+                client_ca_file: flags.client_ca_file.clone(),
+                requestheader_client_ca_file: flags.requestheader_client_ca_file.clone(),
+                requestheader_allowed_names: flags.requestheader_allowed_names.clone(),
+                requestheader_username_headers: flags.requestheader_username_headers.clone(),
+                requestheader_group_headers: flags.requestheader_group_headers.clone(),
+                requestheader_extra_headers_prefix: flags
+                    .requestheader_extra_headers_prefix
+                    .clone(),
+                authentication_kubeconfig: flags.authentication_kubeconfig.clone(),
+                authorization_kubeconfig: flags.authorization_kubeconfig.clone(),
+                token_cache_ttl: flags.authentication_token_webhook_cache_ttl,
+                authorized_ttl: flags.authorization_webhook_cache_authorized_ttl,
+                unauthorized_ttl: flags.authorization_webhook_cache_unauthorized_ttl,
+                timeout: flags.delegation_timeout,
+            })
+            .await?,
+        )),
+    };
+    let client_auth = auth.is_some();
     let state = AppState::new(
         registry,
+        auth,
         Duration::from_secs(flags.min_request_timeout.max(1)),
     );
     let app = router(state);
@@ -196,7 +253,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         &cert_dir,
         &hosts,
     )?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&cert)?);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&cert, client_auth)?);
     let addr: SocketAddr = format!("{}:{}", flags.bind_address, flags.secure_port)
         .parse()
         .context("--bind-address/--secure-port")?;
@@ -222,7 +279,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
+        let app = app.clone();
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // kube-apiserver's --http2-max-streams-per-connection default: informers
         // multiplex many watches over one connection.
@@ -236,6 +293,22 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                     return;
                 }
             };
+            // The client's certificate chain, for authentication (checked once per
+            // connection, on its first request).
+            let certs = tls.get_ref().1.peer_certificates().map(|chain| {
+                Arc::new(crate::auth::PeerCerts::new(
+                    chain.iter().map(|c| c.clone().into_owned()).collect(),
+                ))
+            });
+            let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                app,
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    if let Some(p) = &certs {
+                        req.extensions_mut().insert(p.clone());
+                    }
+                    req
+                },
+            ));
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -58,11 +58,14 @@ pub fn watch_plugins(dir: &Path, registry: Arc<Registry>) -> anyhow::Result<impl
                 },
                 _ = wait => {
                     let now = Instant::now();
-                    let due: Vec<PathBuf> = pending
+                    let mut due: Vec<PathBuf> = pending
                         .iter()
                         .filter(|(_, t)| now.duration_since(**t) >= QUIET)
                         .map(|(p, _)| p.clone())
                         .collect();
+                    // Removals first: a renamed plugin (`a.wasm` → `b.wasm`) leaves
+                    // before it arrives, so its resource is not served twice.
+                    due.sort_by_key(|p| p.exists());
                     for path in due {
                         pending.remove(&path);
                         apply(&registry, path).await;
