@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 pub mod etcd;
 pub mod events;
+pub mod kube_standin;
 pub mod server;
 
 /// The workspace root.

@@ -50,11 +50,22 @@ impl Server {
     }
 
     pub fn start_in_with(dir: tempfile::TempDir, flags: &[&str]) -> Server {
+        Self::launch(dir, true, flags)
+    }
+
+    /// Serve `dir/plugins` without `--dev`: authentication and authorization on, as
+    /// `flags` configure them.
+    pub fn start_secure(dir: tempfile::TempDir, flags: &[&str]) -> Server {
+        Self::launch(dir, false, flags)
+    }
+
+    fn launch(dir: tempfile::TempDir, dev: bool, flags: &[&str]) -> Server {
         let kubeconfig = dir.path().join("kubeconfig");
         let _ = std::fs::remove_file(&kubeconfig);
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
-            .args(["--dev", "--secure-port", "0", "--bind-address", "127.0.0.1"])
+            .args(dev.then_some("--dev"))
+            .args(["--secure-port", "0", "--bind-address", "127.0.0.1"])
             .arg("--plugin-dir")
             .arg(dir.path().join("plugins"))
             .arg("--data-dir")
@@ -67,7 +78,14 @@ impl Server {
             .spawn()
             .expect("start wasm-apiserver");
         let started = Instant::now();
+        let mut child = child;
         while !kubeconfig.exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the server exited ({status}): {}",
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+                );
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "server did not start: {}",
