@@ -572,3 +572,131 @@ async fn serving_certificate_files_are_reloaded() {
     }
     assert!(trusting(&one).get(&ready).send().await.is_err());
 }
+
+/// `wasm-apiserver manifests` prints what a cluster needs for the loaded plugins.
+#[test]
+fn manifests_cover_rbac_deployment_service_and_one_apiservice_per_group_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = common::server::copy_examples(dir.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
+        .args([
+            "manifests",
+            "--namespace",
+            "demo",
+            "--image",
+            "example/wasm-apiserver:1",
+            "--plugin-dir",
+        ])
+        .arg(&plugins)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<Value> = text
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml::from_str(d).unwrap())
+        .collect();
+    let kinds: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap(),
+                d["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for want in [
+        "Namespace/demo",
+        "ServiceAccount/wasm-apiserver",
+        "ClusterRoleBinding/wasm-apiserver:system:auth-delegator",
+        "RoleBinding/wasm-apiserver-auth-reader",
+        "Secret/wasm-apiserver-serving-cert",
+        "Deployment/wasm-apiserver",
+        "Service/wasm-apiserver",
+        "APIService/v2.hello.zeng.dev",
+        "APIService/v1.hello.zeng.dev",
+        "APIService/v1alpha1.wardle.example.com",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == want),
+            "{want} missing from {kinds:?}"
+        );
+    }
+    let find = |k: &str| {
+        docs.iter()
+            .find(|d| {
+                format!(
+                    "{}/{}",
+                    d["kind"].as_str().unwrap(),
+                    d["metadata"]["name"].as_str().unwrap()
+                ) == k
+            })
+            .unwrap()
+    };
+    let rb = find("RoleBinding/wasm-apiserver-auth-reader");
+    assert_eq!(rb["metadata"]["namespace"], "kube-system");
+    assert_eq!(
+        rb["roleRef"]["name"],
+        "extension-apiserver-authentication-reader"
+    );
+    let v2 = find("APIService/v2.hello.zeng.dev");
+    let v1 = find("APIService/v1.hello.zeng.dev");
+    assert!(
+        v2["spec"]["versionPriority"].as_i64() > v1["spec"]["versionPriority"].as_i64(),
+        "the preferred version ranks first"
+    );
+    assert_eq!(
+        v2["spec"]["service"],
+        json!({"name": "wasm-apiserver", "namespace": "demo", "port": 443})
+    );
+    // The caBundle is the CA that signed the serving certificate in the Secret.
+    use base64::Engine as _;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    };
+    let ca_pem = b64(&v2["spec"]["caBundle"]);
+    let secret = find("Secret/wasm-apiserver-serving-cert");
+    let cert_pem = b64(&secret["data"]["tls.crt"]);
+    let der = |pem: &[u8]| {
+        rustls_pemfile::certs(&mut &pem[..])
+            .next()
+            .unwrap()
+            .unwrap()
+    };
+    let (ca_der, cert_der) = (der(&ca_pem), der(&cert_pem));
+    let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
+    cert.verify_signature(Some(ca.public_key()))
+        .expect("signed by the caBundle CA");
+    let sans = format!(
+        "{:?}",
+        cert.subject_alternative_name().unwrap().unwrap().value
+    );
+    assert!(sans.contains("wasm-apiserver.demo.svc"), "{sans}");
+    let deploy = find("Deployment/wasm-apiserver");
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "example/wasm-apiserver:1");
+    assert!(container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "--tls-cert-file=/var/run/serving-cert/tls.crt"));
+
+    // A folder without plugins is an error that says so.
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
+        .args(["manifests", "--plugin-dir"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no plugin in"));
+}

@@ -48,7 +48,7 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 }
 
 /// A group's served versions (priority order) and its preferred version.
-fn group_versions(plugins: &[&ResourceInfo]) -> (Vec<String>, String) {
+pub fn group_versions(plugins: &[&ResourceInfo]) -> (Vec<String>, String) {
     let mut versions: Vec<String> = plugins
         .iter()
         .flat_map(|r| r.served_versions().map(|v| v.name.clone()))

@@ -1,5 +1,6 @@
 //! Start-up: flags, plugins, storage, TLS, the listener and graceful shutdown.
 
+pub mod manifests;
 pub mod reload;
 pub mod tls;
 
