@@ -9,6 +9,8 @@
 //! - watch: fan-out latency to many watchers, convert calls per event, idle watcher cost.
 //! - reload: hot reload, from writing a plugin file to the first request the new build
 //!   serves, with the compile cached and not.
+//! - auth: GET with delegated authn/authz (cached) against `--dev`, TLS handshakes per
+//!   second, server memory per idle TLS connection.
 //! - etcd: raw etcd-client puts and gets (the limit) versus CREATE and GET through the
 //!   server on the same local etcd, at 1 and 32 clients, as ratios.
 
@@ -127,11 +129,18 @@ fn hooks() {
 /// The server in this process (so that its figures are not a child's), serving the
 /// example plugins with `flags`; returns its URL and a client trusting it.
 async fn in_process(dir: &std::path::Path, flags: &[&str]) -> (String, reqwest::Client) {
+    in_process_as(dir, true, flags).await
+}
+
+async fn in_process_as(
+    dir: &std::path::Path,
+    dev: bool,
+    flags: &[&str],
+) -> (String, reqwest::Client) {
     let plugins = common::server::copy_examples(dir);
     let kubeconfig = dir.join("kubeconfig");
     let mut args = vec![
         "wasm-apiserver",
-        "--dev",
         "--secure-port",
         "0",
         "--plugin-dir",
@@ -144,6 +153,9 @@ async fn in_process(dir: &std::path::Path, flags: &[&str]) -> (String, reqwest::
     .into_iter()
     .map(String::from)
     .collect::<Vec<_>>();
+    if dev {
+        args.push("--dev".into());
+    }
     args.extend(flags.iter().map(|f| f.to_string()));
     let flags = <wasm_apiserver::server::Flags as clap::Parser>::parse_from(args);
     tokio::spawn(wasm_apiserver::server::run(flags));
@@ -652,6 +664,169 @@ async fn reload() {
     }
 }
 
+/// Delegated auth: GET latency with authentication (a client certificate) and
+/// authorization (a cached SubjectAccessReview from the stand-in kube-apiserver) against
+/// `--dev`, in one run; TLS handshakes per second; server memory per idle TLS
+/// connection.
+async fn auth() {
+    use common::certs::{ca, client_cert};
+    let dev_dir = tempfile::tempdir().unwrap();
+    let (dev_url, dev_client) = in_process(dev_dir.path(), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let standin = common::kube_standin::start(dir.path(), Default::default()).await;
+    let client_ca = ca();
+    std::fs::write(dir.path().join("client-ca.crt"), &client_ca.pem).unwrap();
+    let ca_file = dir
+        .path()
+        .join("client-ca.crt")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let kc = standin.kubeconfig.to_str().unwrap().to_string();
+    let secure_flags = [
+        "--client-ca-file",
+        &ca_file,
+        "--authorization-kubeconfig",
+        &kc,
+    ];
+    let (url, _) = in_process_as(dir.path(), false, &secure_flags).await;
+    let identity = client_cert(&client_ca, "carol", &["devs"], false);
+    let ca_pem = std::fs::read(dir.path().join("data/certs/ca.crt")).unwrap();
+    let secure = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
+        .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    for (u, c) in [(&dev_url, &dev_client), (&url, &secure)] {
+        let foos = format!("{u}/apis/hello.zeng.dev/v2/namespaces/default/foos");
+        let body = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": "seed"}, "spec": {"image": "busybox"}});
+        assert_eq!(
+            c.post(&foos).json(&body).send().await.unwrap().status(),
+            201
+        );
+    }
+    println!();
+    println!("| GET one Foo, HTTPS | clients | --dev | authn (client cert) + authz (cached SAR) | p50 --dev / auth | p50 overhead |");
+    println!("|---|---|---|---|---|---|");
+    for clients in [1, 32] {
+        let mut results = Vec::new();
+        for (u, c) in [(&dev_url, &dev_client), (&url, &secure)] {
+            let (c, u) = (
+                c.clone(),
+                format!("{u}/apis/hello.zeng.dev/v2/namespaces/default/foos/seed"),
+            );
+            results.push(
+                load(clients, 3, move |_| {
+                    let (c, u) = (c.clone(), u.clone());
+                    async move {
+                        let r = c.get(&u).send().await.unwrap();
+                        assert_eq!(r.status(), 200);
+                        let _ = r.bytes().await.unwrap();
+                    }
+                })
+                .await,
+            );
+        }
+        let (d, a) = (results[0], results[1]);
+        println!(
+            "| GET | {clients} | {:.0}/s | {:.0}/s | {:.3} / {:.3} ms | {:+.1}% |",
+            d.0,
+            a.0,
+            d.1.as_secs_f64() * 1e3,
+            a.1.as_secs_f64() * 1e3,
+            (a.1.as_secs_f64() / d.1.as_secs_f64() - 1.0) * 100.0
+        );
+    }
+    println!(
+        "(SubjectAccessReviews sent: {}; TokenReviews: {})",
+        standin
+            .calls
+            .access_reviews
+            .load(std::sync::atomic::Ordering::SeqCst),
+        standin
+            .calls
+            .token_reviews
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    // A new TLS connection per request (no pooling): handshakes per second.
+    println!();
+    println!("| TLS handshakes (new connection per request, client certificate, GET /livez) | clients | per second | p50 |");
+    println!("|---|---|---|---|");
+    for clients in [1, 8] {
+        let c = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
+            .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let u = format!("{url}/livez");
+        let r = load(clients, 3, move |_| {
+            let (c, u) = (c.clone(), u.clone());
+            async move {
+                let r = c.get(&u).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let _ = r.bytes().await.unwrap();
+            }
+        })
+        .await;
+        println!(
+            "| | {clients} | {:.0}/s | {:.2} ms |",
+            r.0,
+            r.1.as_secs_f64() * 1e3
+        );
+    }
+    // Memory per idle TLS connection, in a separate server process.
+    let sdir = tempfile::tempdir().unwrap();
+    common::server::copy_examples(sdir.path());
+    std::fs::write(sdir.path().join("client-ca.crt"), &client_ca.pem).unwrap();
+    let ca2 = sdir
+        .path()
+        .join("client-ca.crt")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let server = common::server::Server::start_secure(
+        sdir,
+        &["--client-ca-file", &ca2, "--authorization-kubeconfig", &kc],
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(
+        &mut &std::fs::read(server.path().join("data/certs/ca.crt")).unwrap()[..],
+    ) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let addr = server.url.trim_start_matches("https://").to_string();
+    let (_, before) = usage(server.pid());
+    let n = 1000;
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        conns.push(connector.connect(name, tcp).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, after) = usage(server.pid());
+    println!();
+    println!("| idle TLS connections (handshake done, no request) | server RSS before | after | per connection |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {n} | {:.1} MiB | {:.1} MiB | {:.1} KiB |",
+        before as f64 / 1024.0,
+        after as f64 / 1024.0,
+        (after as f64 - before as f64) / n as f64
+    );
+    drop(conns);
+}
+
 fn print_vs(
     label: &str,
     clients: usize,
@@ -699,5 +874,8 @@ fn main() {
     }
     if run("reload") {
         rt.block_on(reload());
+    }
+    if run("auth") {
+        rt.block_on(auth());
     }
 }

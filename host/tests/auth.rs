@@ -4,11 +4,10 @@
 
 mod common;
 
+use common::certs::{ca, client_cert, Ca};
 use common::kube_standin::{self, write_kubeconfig};
 use common::server::Server;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
+use rcgen::{CertificateParams, KeyPair};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -17,40 +16,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const FOOS: &str = "/apis/hello.zeng.dev/v2/namespaces/default/foos";
-
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-fn ca() -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, "test-ca");
-    let pem = p.self_signed(&key).unwrap().pem();
-    Ca {
-        pem,
-        issuer: Issuer::new(p, key),
-    }
-}
-
-/// A client certificate (PEM cert + key) with this CN and organizations.
-fn client_cert(ca: &Ca, cn: &str, orgs: &[&str], expired: bool) -> String {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    for o in orgs {
-        p.distinguished_name.push(DnType::OrganizationName, *o);
-    }
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    if expired {
-        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    }
-    let cert = p.signed_by(&key, &ca.issuer).unwrap();
-    format!("{}{}", cert.pem(), key.serialize_pem())
-}
 
 fn client(s: &Server, identity: Option<&str>) -> reqwest::Client {
     let ca = std::fs::read(s.path().join("data/certs/ca.crt")).unwrap();

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+pub mod certs;
 pub mod etcd;
 pub mod events;
 pub mod kube_standin;
