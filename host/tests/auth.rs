@@ -270,6 +270,53 @@ async fn front_proxy_client_certificates_and_tokens_with_kube_statuses() {
         let mut buf = [0u8; 64];
         let _ = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf)).await;
     }
+    // A client "certificate" that is not one: the handshake is refused.
+    {
+        let garbage = rustls::pki_types::CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        let key = KeyPair::generate().unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(
+            &mut &std::fs::read(s.path().join("data/certs/ca.crt")).unwrap()[..],
+        ) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(std::sync::Arc::new(Garbage(std::sync::Arc::new(
+            rustls::sign::CertifiedKey::new(
+                vec![garbage],
+                rustls::crypto::ring::sign::any_supported_type(&key).unwrap(),
+            ),
+        ))));
+        let tcp = tokio::net::TcpStream::connect(s.url.trim_start_matches("https://"))
+            .await
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        // Refused in the handshake, or (TLS 1.3) by an alert after it.
+        if let Ok(mut tls) = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+        {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = tls
+                .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await;
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut buf))
+                .await
+                .unwrap();
+            assert!(
+                read.is_err() || buf.is_empty(),
+                "a garbage certificate was accepted: {}",
+                String::from_utf8_lossy(&buf)
+            );
+        }
+    }
     assert_eq!(send(carol.get(&url)).await.0, StatusCode::OK);
 
     // The real kubectl, with a client certificate and with a token.
@@ -664,4 +711,22 @@ fn manifests_cover_rbac_deployment_service_and_one_apiservice_per_group_version(
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no plugin in"));
+}
+
+/// Presents a certificate that does not parse (rustls would refuse to configure it).
+#[derive(Debug)]
+struct Garbage(std::sync::Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Garbage {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<std::sync::Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
