@@ -8,48 +8,56 @@ use k8s_openapi::api::authorization::v1::{
 };
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use super::Attributes;
 use crate::plugin::UserInfo;
 
-/// Answers kept for `ttl`; at most `MAX` entries (expired ones are dropped first, then
-/// everything, rather than growing without bound).
-pub struct Cache<V> {
+/// Answers kept for `ttl`, keyed by `K`; at most `MAX` entries (expired ones are
+/// dropped first, then everything, rather than growing without bound). Lookups hash the
+/// key with a per-process random seed and compare it in full: a hit costs no
+/// allocation, and no crafted key can collide into another user's answer.
+pub struct Cache<K, V> {
     ttl: Duration,
-    map: Mutex<HashMap<String, (Instant, V)>>,
+    seed: std::hash::RandomState,
+    map: RwLock<HashMap<u64, (Instant, K, V)>>,
 }
 
 const MAX: usize = 10_000;
 
-impl<V: Clone> Cache<V> {
+impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
     pub fn new(ttl: Duration) -> Self {
         Cache {
             ttl,
-            map: Mutex::new(HashMap::new()),
+            seed: std::hash::RandomState::new(),
+            map: RwLock::new(HashMap::new()),
         }
     }
 
-    fn get(&self, key: &str) -> Option<V> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
+    fn get<Q: std::hash::Hash + ?Sized>(&self, key: &Q, eq: impl Fn(&K) -> bool) -> Option<V> {
+        use std::hash::BuildHasher as _;
+        let h = self.seed.hash_one(key);
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&h)
+            .filter(|(at, k, _)| at.elapsed() < self.ttl && eq(k))
+            .map(|(_, _, v)| v.clone())
     }
 
-    fn put(&self, key: String, value: V) {
+    fn put<Q: std::hash::Hash + ?Sized>(&self, hashed: &Q, key: K, value: V) {
+        use std::hash::BuildHasher as _;
         if self.ttl.is_zero() {
             return;
         }
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let h = self.seed.hash_one(hashed);
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX {
-            map.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            map.retain(|_, (at, _, _)| at.elapsed() < self.ttl);
             if map.len() >= MAX {
                 map.clear();
             }
         }
-        map.insert(key, (Instant::now(), value));
+        map.insert(h, (Instant::now(), key, value));
     }
 }
 
@@ -68,14 +76,15 @@ async fn bounded<T>(
 pub struct TokenReviewer {
     pub client: kube::Client,
     pub timeout: Duration,
-    pub cache: Cache<Option<UserInfo>>,
+    /// Keyed by the token's SHA-256: tokens are not kept.
+    pub cache: Cache<[u8; 32], Option<UserInfo>>,
 }
 
 impl TokenReviewer {
     /// The token's user, `None` when the cluster says it is not authenticated.
     pub async fn review(&self, token: &str) -> Result<Option<UserInfo>, String> {
-        let key = hex::encode(Sha256::digest(token.as_bytes()));
-        if let Some(v) = self.cache.get(&key) {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(v) = self.cache.get(&key, |k| *k == key) {
             return Ok(v);
         }
         let review = TokenReview {
@@ -102,7 +111,7 @@ impl TokenReviewer {
             }),
             _ => None,
         };
-        self.cache.put(key, user.clone());
+        self.cache.put(&key, key, user.clone());
         Ok(user)
     }
 }
@@ -114,16 +123,60 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// Who asks to do what: a review's cache key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReviewKey {
+    user: String,
+    uid: String,
+    groups: Vec<String>,
+    extra: Vec<(String, Vec<String>)>,
+    attrs: Attributes,
+}
+
+/// The parts of a key, borrowed, hashed exactly as [`ReviewKey`] hashes them.
+#[derive(Hash)]
+struct ReviewRef<'a> {
+    user: &'a String,
+    uid: &'a String,
+    groups: &'a Vec<String>,
+    extra: &'a Vec<(String, Vec<String>)>,
+    attrs: &'a Attributes,
+}
+
+impl ReviewRef<'_> {
+    fn matches(&self, k: &ReviewKey) -> bool {
+        *self.user == k.user
+            && *self.uid == k.uid
+            && *self.groups == k.groups
+            && *self.extra == k.extra
+            && *self.attrs == k.attrs
+    }
+}
+
 /// `POST /apis/authorization.k8s.io/v1/subjectaccessreviews`.
 pub struct Authorizer {
     pub client: kube::Client,
     pub timeout: Duration,
-    pub allowed: Cache<Decision>,
-    pub denied: Cache<Decision>,
+    pub allowed: Cache<ReviewKey, Decision>,
+    pub denied: Cache<ReviewKey, Decision>,
 }
 
 impl Authorizer {
     pub async fn review(&self, user: &UserInfo, attrs: &Attributes) -> Result<Decision, String> {
+        let r = ReviewRef {
+            user: &user.name,
+            uid: &user.uid,
+            groups: &user.groups,
+            extra: &user.extra,
+            attrs,
+        };
+        if let Some(d) = self
+            .allowed
+            .get(&r, |k| r.matches(k))
+            .or_else(|| self.denied.get(&r, |k| r.matches(k)))
+        {
+            return Ok(d);
+        }
         let mut spec = SubjectAccessReviewSpec {
             user: Some(user.name.clone()),
             uid: Some(user.uid.clone()).filter(|u| !u.is_empty()),
@@ -161,10 +214,6 @@ impl Authorizer {
                 });
             }
         }
-        let key = serde_json::to_string(&spec).unwrap_or_default();
-        if let Some(d) = self.allowed.get(&key).or_else(|| self.denied.get(&key)) {
-            return Ok(d);
-        }
         let review = SubjectAccessReview {
             spec,
             ..Default::default()
@@ -181,9 +230,16 @@ impl Authorizer {
             allowed: status.allowed && !status.denied.unwrap_or(false),
             reason: status.reason.unwrap_or_default(),
         };
+        let key = ReviewKey {
+            user: user.name.clone(),
+            uid: user.uid.clone(),
+            groups: user.groups.clone(),
+            extra: user.extra.clone(),
+            attrs: attrs.clone(),
+        };
         match decision.allowed {
-            true => self.allowed.put(key, decision.clone()),
-            false => self.denied.put(key, decision.clone()),
+            true => self.allowed.put(&r, key, decision.clone()),
+            false => self.denied.put(&r, key, decision.clone()),
         }
         Ok(decision)
     }
