@@ -26,11 +26,16 @@ pub const QUIET: Duration = Duration::from_millis(50);
 pub fn watch_plugins(dir: &Path, registry: Arc<Registry>) -> anyhow::Result<impl Drop> {
     use anyhow::Context as _;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    // Events name files as the OS sees them (absolute); plugins were loaded as
+    // `dir/<file>`: name them the same way, so that a change finds its plugin.
+    let folder = dir.to_path_buf();
     let mut watcher =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
             Ok(event) => {
                 for path in event.paths {
-                    let _ = tx.send(path);
+                    if let Some(name) = path.file_name() {
+                        let _ = tx.send(folder.join(name));
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "plugin folder watch"),

@@ -66,10 +66,9 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
             .args(dev.then_some("--dev"))
             .args(["--secure-port", "0", "--bind-address", "127.0.0.1"])
-            .arg("--plugin-dir")
-            .arg(dir.path().join("plugins"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            // Relative folders, as `make run` passes them.
+            .current_dir(dir.path())
+            .args(["--plugin-dir", "plugins", "--data-dir", "data"])
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)
             .args(flags)
