@@ -178,22 +178,31 @@ async fn discovery_etag(s: &Server, c: &Client) -> (String, String) {
     (etag, r.text().await.unwrap())
 }
 
-/// The load error of hello.wasm on /readyz?verbose and /metrics, if any.
+/// The load error of hello.wasm on /readyz?verbose and /metrics, if any. The two are
+/// read one after the other, so a reload may land in between: read again until they
+/// agree.
 async fn hello_error(s: &Server, c: &Client) -> Option<String> {
-    let (code, ready) = text(c, format!("{}/readyz?verbose", s.url)).await;
-    assert_eq!(
-        code,
-        StatusCode::OK,
-        "a failed reload does not make the server unready"
-    );
-    let metrics = text(c, format!("{}/metrics", s.url)).await.1;
-    let gauge = metrics.contains("wasm_apiserver_plugin_load_error{file=\"hello.wasm\"} 1");
-    let line = ready
-        .lines()
-        .find(|l| l.contains("hello.wasm"))
-        .map(str::to_string);
-    assert_eq!(gauge, line.is_some(), "{ready}\n{metrics}");
-    line
+    let mut last = String::new();
+    for _ in 0..20 {
+        let (code, ready) = text(c, format!("{}/readyz?verbose", s.url)).await;
+        assert_eq!(
+            code,
+            StatusCode::OK,
+            "a failed reload does not make the server unready"
+        );
+        let metrics = text(c, format!("{}/metrics", s.url)).await.1;
+        let gauge = metrics.contains("wasm_apiserver_plugin_load_error{file=\"hello.wasm\"} 1");
+        let line = ready
+            .lines()
+            .find(|l| l.contains("hello.wasm"))
+            .map(str::to_string);
+        if gauge == line.is_some() {
+            return line;
+        }
+        last = format!("{ready}\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/readyz and /metrics disagree about hello.wasm: {last}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
