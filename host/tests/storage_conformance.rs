@@ -367,3 +367,35 @@ async fn a_watch_from_a_compacted_revision_is_expired() {
     }
     assert!(s.watch("/g/c/", rev - 10).await.is_ok());
 }
+
+/// Another writer's transaction of several writes gives several events at one
+/// revision: the watch delivers every one of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_multi_write_transactions_from_another_writer_are_all_watched() {
+    use futures::StreamExt as _;
+    use wasm_apiserver::storage::WatchItem;
+    let (etcd, s) = etcd_store().await;
+    let start = s.current_revision().await.unwrap();
+    let mut w = s.watch("/g/t/", start).await.unwrap();
+    let mut raw = etcd_client::Client::connect([etcd.url()], None)
+        .await
+        .unwrap();
+    let txn = etcd_client::Txn::new().and_then([
+        etcd_client::TxnOp::put("/registry/g/t/ns/a", "1", None),
+        etcd_client::TxnOp::put("/registry/g/t/ns/b", "2", None),
+    ]);
+    raw.txn(txn).await.unwrap();
+    let mut keys = Vec::new();
+    while keys.len() < 2 {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), w.next()).await {
+            Ok(Some(Ok(WatchItem::Event(e)))) => keys.push((e.key, e.revision)),
+            Ok(Some(Ok(WatchItem::Progress(_)))) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(keys[0].1, keys[1].1, "one revision");
+    assert_eq!(
+        [keys[0].0.as_str(), keys[1].0.as_str()],
+        ["/g/t/ns/a", "/g/t/ns/b"]
+    );
+}

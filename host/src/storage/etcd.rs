@@ -515,7 +515,9 @@ impl Storage for EtcdStore {
                 for e in events {
                     let Some(kv) = e.kv() else { continue };
                     let revision = rev(kv.mod_revision());
-                    if revision <= last {
+                    // A transaction of several writes (by another writer) gives several
+                    // events at one revision: keep them all; only older ones repeat.
+                    if revision < last {
                         continue;
                     }
                     last = revision;
