@@ -94,7 +94,11 @@ fn hooks() {
         i.validate_create(&req, &p).unwrap()
     });
     let mut one = plugin.instance().unwrap();
-    let v2 = one.convert(&[obj.clone()], "v2").unwrap().pop().unwrap();
+    let v2 = one
+        .convert(std::slice::from_ref(&obj), "v2")
+        .unwrap()
+        .pop()
+        .unwrap();
     let (validate, _) = time(n, || one.validate_create(&req, &v2).unwrap());
     let batch: Vec<Value> = (0..100).map(foo_v1).collect();
     let (convert100, _) = time(200, || {

@@ -322,11 +322,9 @@ pub fn ca_verifier(
             .with_context(|| format!("{what}: not a usable CA certificate"))?;
     }
     anyhow::ensure!(!roots.is_empty(), "{what}: no certificate in it");
-    Ok(
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .with_context(|| format!("{what}: cannot verify client certificates with it"))?,
-    )
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .with_context(|| format!("{what}: cannot verify client certificates with it"))
 }
 
 /// The default timeout of a TokenReview or SubjectAccessReview.

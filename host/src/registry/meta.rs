@@ -81,7 +81,7 @@ pub fn validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
             match v.as_str() {
                 Some(s) if is_label_value(s) => {}
                 _ => errs.push(FieldError::invalid(
-                    format!("metadata.labels"),
+                    "metadata.labels".to_string(),
                     v,
                     LABEL_VALUE_MSG,
                 )),

@@ -182,8 +182,7 @@ impl Server {
     pub fn stop(mut self) -> tempfile::TempDir {
         unsafe { libc_kill(self.child.id() as i32, 15) };
         let _ = self.child.wait();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
     pub fn kill9(mut self) -> tempfile::TempDir {
