@@ -41,8 +41,8 @@ run: plugins
 dev: plugins
 	$(CARGO) build -p wasm-apiserver
 	@mkdir -p $(DATA_DIR)
-	@target/debug/wasm-apiserver --dev --plugin-dir target/plugins --data-dir $(DATA_DIR) \
-	  --secure-port $(PORT) --write-kubeconfig $(DATA_DIR)/kubeconfig & server=$$!; \
+	@target/debug/wasm-apiserver --dev --plugin-compiler winch --plugin-dir target/plugins \
+	  --data-dir $(DATA_DIR) --secure-port $(PORT) --write-kubeconfig $(DATA_DIR)/kubeconfig & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
 	touch $(DATA_DIR)/.dev-stamp; \
 	echo "make dev: watching examples/*/src and guests/sdk/src; Ctrl-C stops"; \

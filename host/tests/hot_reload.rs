@@ -398,3 +398,32 @@ async fn no_request_fails_while_the_plugin_is_swapped_20_times() {
     );
     assert!(hello_error(&s, &c).await.is_none());
 }
+
+/// Winch (`--plugin-compiler winch`, what `make dev` uses) compiles plugins that serve,
+/// convert and reload like Cranelift's.
+#[tokio::test(flavor = "multi_thread")]
+async fn winch_compiled_plugins_serve_convert_and_reload() {
+    let s = Server::start_with(&["--plugin-compiler", "winch"]);
+    let c = s.client();
+    let v1 = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
+                    "metadata": {"name": "w"}, "spec": {"msg": "hi"}});
+    let r = c
+        .post(format!(
+            "{}/apis/hello.zeng.dev/v1/namespaces/default/foos",
+            s.url
+        ))
+        .json(&v1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (code, v2) = text(&c, format!("{}{FOOS}/w", s.url)).await;
+    assert_eq!(code, StatusCode::OK);
+    let v2: Value = serde_json::from_str(&v2).unwrap();
+    assert_eq!(
+        v2["spec"]["config"]["msg"], "hi",
+        "converted by the Winch-compiled plugin"
+    );
+    std::fs::write(hello_path(&s), pinned()).unwrap();
+    wait_until_pinned(&s, &c, true).await;
+}

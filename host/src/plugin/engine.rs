@@ -28,6 +28,18 @@ pub struct RuntimeLimits {
     /// Instances that may exist at once across all plugins (pooling allocator).
     /// Default 256: one per in-flight request; more requests wait for a slot's error.
     pub max_instances: u32,
+    /// Which compiler turns components into machine code.
+    pub compiler: Compiler,
+}
+
+/// The code generator: Cranelift optimizes (the default: hooks run fastest);
+/// Winch, wasmtime's baseline compiler, compiles ~4-5x faster into slower code, for
+/// an edit-and-reload loop (`make dev` uses it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compiler {
+    #[default]
+    Cranelift,
+    Winch,
 }
 
 impl Default for RuntimeLimits {
@@ -36,6 +48,7 @@ impl Default for RuntimeLimits {
             memory_bytes: 64 << 20,
             call_deadline: Duration::from_secs(1),
             max_instances: 256,
+            compiler: Compiler::default(),
         }
     }
 }
@@ -71,7 +84,11 @@ impl PluginEngine {
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .memory_init_cow(true);
+            .memory_init_cow(true)
+            .strategy(match limits.compiler {
+                Compiler::Cranelift => wasmtime::Strategy::Cranelift,
+                Compiler::Winch => wasmtime::Strategy::Winch,
+            });
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("creating the wasmtime engine")?;

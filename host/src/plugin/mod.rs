@@ -20,7 +20,7 @@ mod registry;
 pub use describe::{
     is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo,
 };
-pub use engine::{PluginEngine, RuntimeLimits};
+pub use engine::{Compiler, PluginEngine, RuntimeLimits};
 pub use instance::{
     Cell, FieldError, FieldErrorType, Operation, PluginInstance, RequestInfo, UserInfo, Validation,
 };
