@@ -581,15 +581,7 @@ async fn etcd() {
             ("GET vs GET (quorum read from etcd)", ""),
         ] {
             let (c, u) = (client.clone(), format!("{foos}/seed{query}"));
-            let served = load(clients, 3, move |_| {
-                let (c, u) = (c.clone(), u.clone());
-                async move {
-                    let r = c.get(&u).send().await.unwrap();
-                    assert_eq!(r.status(), 200);
-                    let _ = r.bytes().await.unwrap();
-                }
-            })
-            .await;
+            let served = get_load(clients, c, u).await;
             print_vs(label, clients, get, served);
         }
     }
@@ -725,17 +717,7 @@ async fn auth() {
                 c.clone(),
                 format!("{u}/apis/hello.zeng.dev/v2/namespaces/default/foos/seed"),
             );
-            results.push(
-                load(clients, 3, move |_| {
-                    let (c, u) = (c.clone(), u.clone());
-                    async move {
-                        let r = c.get(&u).send().await.unwrap();
-                        assert_eq!(r.status(), 200);
-                        let _ = r.bytes().await.unwrap();
-                    }
-                })
-                .await,
-            );
+            results.push(get_load(clients, c, u).await);
         }
         let (d, a) = (results[0], results[1]);
         println!(
@@ -770,15 +752,7 @@ async fn auth() {
             .build()
             .unwrap();
         let u = format!("{url}/livez");
-        let r = load(clients, 3, move |_| {
-            let (c, u) = (c.clone(), u.clone());
-            async move {
-                let r = c.get(&u).send().await.unwrap();
-                assert_eq!(r.status(), 200);
-                let _ = r.bytes().await.unwrap();
-            }
-        })
-        .await;
+        let r = get_load(clients, c, u).await;
         println!(
             "| | {clients} | {:.0}/s | {:.2} ms |",
             r.0,
@@ -835,6 +809,19 @@ async fn auth() {
         (after as f64 - before as f64) / n as f64
     );
     drop(conns);
+}
+
+/// [`load`] of GETs of `url` that must answer 200.
+async fn get_load(clients: usize, c: reqwest::Client, url: String) -> (f64, Duration, Duration) {
+    load(clients, 3, move |_| {
+        let (c, u) = (c.clone(), url.clone());
+        async move {
+            let r = c.get(&u).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let _ = r.bytes().await.unwrap();
+        }
+    })
+    .await
 }
 
 fn print_vs(

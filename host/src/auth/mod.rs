@@ -61,6 +61,7 @@ pub struct RequestHeader {
     pub allowed_names: Vec<String>,
     pub username_headers: Vec<String>,
     pub group_headers: Vec<String>,
+    /// Lowercase, as header names arrive.
     pub extra_prefixes: Vec<String>,
 }
 
@@ -74,9 +75,10 @@ pub struct Auth {
 
 /// Paths anyone may read: kube-apiserver's `--authorization-always-allow-paths`.
 pub fn always_allowed(path: &str) -> bool {
-    ["/healthz", "/livez", "/readyz"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    ["/healthz", "/livez", "/readyz"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 impl Auth {
@@ -185,10 +187,11 @@ impl RequestHeader {
         let groups = self.group_headers.iter().flat_map(|h| value(h)).collect();
         let mut extra: Vec<(String, Vec<String>)> = Vec::new();
         for (h, v) in headers {
-            let Some(key) = self.extra_prefixes.iter().find_map(|p| {
-                let p = p.to_ascii_lowercase();
-                h.as_str().strip_prefix(p.as_str()).map(str::to_string)
-            }) else {
+            let Some(key) = self
+                .extra_prefixes
+                .iter()
+                .find_map(|p| h.as_str().strip_prefix(p.as_str()).map(str::to_string))
+            else {
                 continue;
             };
             let key = percent_decode(&key);

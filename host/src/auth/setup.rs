@@ -118,7 +118,11 @@ pub async fn setup(o: &AuthOptions) -> anyhow::Result<Auth> {
                 allowed_names: o.requestheader_allowed_names.clone(),
                 username_headers: o.requestheader_username_headers.clone(),
                 group_headers: o.requestheader_group_headers.clone(),
-                extra_prefixes: o.requestheader_extra_headers_prefix.clone(),
+                extra_prefixes: o
+                    .requestheader_extra_headers_prefix
+                    .iter()
+                    .map(|p| p.to_ascii_lowercase())
+                    .collect(),
             })
         })
         .transpose()?;

@@ -360,15 +360,9 @@ impl PluginRegistry {
                 file: path.to_path_buf(),
                 cause,
             };
-            let mut keep = PluginCatalog {
-                plugins: cur.plugins.clone(),
-                errors: cur
-                    .errors
-                    .iter()
-                    .filter(|e| e.file != path)
-                    .cloned()
-                    .collect(),
-            };
+            // The plugins as they were; the file's earlier error replaced by this one.
+            let mut keep = next;
+            keep.plugins = cur.plugins.clone();
             keep.errors.push(err.clone());
             self.swap(keep);
             return Reload::Failed(err);

@@ -186,13 +186,20 @@ impl EtcdStore {
         &self,
         f: impl std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
     ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(r) => r.map_err(|e| self.err(e)),
-            Err(_) => Err(StorageError::Unavailable(format!(
+        self.bounded(f).await?.map_err(|e| self.err(e))
+    }
+
+    /// [`Self::call`] leaving etcd's own error to the caller (to read revision errors).
+    async fn bounded<T>(
+        &self,
+        f: impl std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<std::result::Result<T, etcd_client::Error>> {
+        tokio::time::timeout(self.timeout, f).await.map_err(|_| {
+            StorageError::Unavailable(format!(
                 "etcd ({}) did not answer within {:?}",
                 self.servers, self.timeout
-            ))),
-        }
+            ))
+        })
     }
 
     /// A read that failed with a revision error: `Expired` (compacted) or `TooLarge`.
@@ -382,19 +389,13 @@ impl Storage for EtcdStore {
             opts = opts.with_revision(r as i64);
         }
         let mut kv = self.client.kv_client();
-        let resp =
-            match tokio::time::timeout(self.timeout, kv.get(start.unwrap_or(prefix), Some(opts)))
-                .await
-            {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => return Err(self.revision_error(e, req.revision.unwrap_or(0)).await),
-                Err(_) => {
-                    return Err(StorageError::Unavailable(format!(
-                        "etcd ({}) did not answer within {:?}",
-                        self.servers, self.timeout
-                    )))
-                }
-            };
+        let resp = match self
+            .bounded(kv.get(start.unwrap_or(prefix), Some(opts)))
+            .await?
+        {
+            Ok(r) => r,
+            Err(e) => return Err(self.revision_error(e, req.revision.unwrap_or(0)).await),
+        };
         let items = resp
             .kvs()
             .iter()
@@ -424,17 +425,10 @@ impl Storage for EtcdStore {
             .with_revision(from as i64 + 1)
             .with_count_only()
             .with_limit(1);
-        match tokio::time::timeout(self.timeout, kv.get(key.clone(), Some(probe))).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => match self.revision_error(e, from).await {
+        if let Err(e) = self.bounded(kv.get(key.clone(), Some(probe))).await? {
+            match self.revision_error(e, from).await {
                 StorageError::TooLarge { .. } => {}
                 e => return Err(e),
-            },
-            Err(_) => {
-                return Err(StorageError::Unavailable(format!(
-                    "etcd ({}) did not answer within {:?}",
-                    self.servers, self.timeout
-                )))
             }
         }
         let opts = WatchOptions::new()
