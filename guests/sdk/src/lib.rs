@@ -70,7 +70,7 @@ pub mod prelude {
 
 /// A resource plugin. Every hook but `describe` has the default the WIT contract
 /// documents; override the ones the kind needs. Hooks are associated functions because
-/// every call runs in a fresh instance: there is no state to keep.
+/// hooks are pure functions of their input: there is no state to keep.
 ///
 /// Objects arrive as [`Object`]s: decode them into your types with
 /// [`Object::decode`] and return [`Object::encode`]d ones, or work on the

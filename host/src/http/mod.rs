@@ -812,8 +812,14 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         (
             "wasm_apiserver_plugin_instances_total",
             "counter",
-            "Plugin instances created (one per request that runs hooks).",
+            "Plugin instances created.",
             |p| p.stats.instances.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_plugin_instance_reuses_total",
+            "counter",
+            "Requests whose hooks ran on an instance an earlier request created.",
+            |p| p.stats.reuses.load(Relaxed) as f64,
         ),
         (
             "wasm_apiserver_plugin_instantiate_seconds_total",

@@ -30,6 +30,12 @@ pub struct RuntimeLimits {
     pub max_instances: u32,
     /// Which compiler turns components into machine code.
     pub compiler: Compiler,
+    /// Requests one instance may serve before it is dropped; 1 gives every request a
+    /// fresh instance. Default 1000. See [`super::PluginInstance`] for the policy.
+    pub instance_reuse: u32,
+    /// Idle instances kept per plugin for reuse. Default: twice the CPUs (at least 4),
+    /// enough for every worker thread to find one.
+    pub max_idle_instances: usize,
 }
 
 /// The code generator: Cranelift optimizes (the default: hooks run fastest);
@@ -49,6 +55,10 @@ impl Default for RuntimeLimits {
             call_deadline: Duration::from_secs(1),
             max_instances: 256,
             compiler: Compiler::default(),
+            instance_reuse: 1000,
+            max_idle_instances: std::thread::available_parallelism()
+                .map_or(4, |n| n.get() * 2)
+                .max(4),
         }
     }
 }

@@ -3,20 +3,17 @@
 use serde_json::Value;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::wasm_apiserver::plugin::host::{self, Level};
 use super::bindings::wasm_apiserver::plugin::types as wit;
+use super::output::{GuestOutput, Stream};
 use super::registry::Plugin;
 use super::{PluginError, Result};
 
 pub use wit::{
     Cell, FieldError, FieldErrorType, Operation, Request as RequestInfo, UserInfo, Validation,
 };
-
-/// How much of a guest's stderr (its panic message) is kept to explain a trap.
-const STDERR_CAPTURE_BYTES: usize = 4096;
 
 /// An object as the JSON text hooks take. `serde_json::to_string` writes straight
 /// into a buffer; `Value`'s `Display` goes through `fmt` and is several times slower.
@@ -54,20 +51,86 @@ impl host::Host for CallState {
     }
 }
 
-/// A fresh instance of a plugin: use it for the hooks of one request, then drop it.
-pub struct PluginInstance<'p> {
-    plugin: &'p Plugin,
+/// An instantiated plugin: its store, its exports and how many requests it served.
+pub(crate) struct Live {
     store: Store<CallState>,
     bindings: super::bindings::Plugin,
-    stderr: MemoryOutputPipe,
+    stderr: GuestOutput,
+    uses: u32,
+}
+
+/// The idle instances of one plugin build (see [`PluginInstance`] for the policy).
+#[derive(Default)]
+pub(crate) struct InstancePool {
+    idle: std::sync::Mutex<Vec<Live>>,
+}
+
+impl InstancePool {
+    fn take(&self) -> Option<Live> {
+        self.idle.lock().expect("pool lock").pop()
+    }
+
+    fn give_back(&self, live: Live, max_idle: usize) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        if idle.len() < max_idle {
+            idle.push(live);
+        }
+    }
+
+    /// Idle instances right now (for tests and metrics).
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.lock().expect("pool lock").len()
+    }
+}
+
+/// An instance of a plugin for the hooks of one request.
+///
+/// Isolation policy: an instance serves at most [`RuntimeLimits::instance_reuse`]
+/// requests (1 = a fresh instance for every request) of one plugin build, one request
+/// at a time. It is dropped, never reused, after any trap, missed deadline, memory-limit
+/// hit or malformed result; a hook's deliberate error (`Err`) keeps it. A hot reload
+/// starts a new pool. Well-behaved hooks are pure functions, so reuse is invisible to
+/// them; the point is cost (a Python guest's instantiation is ~1 ms, a call on a warm
+/// instance tens of µs: BENCHMARKS.md).
+///
+/// [`RuntimeLimits::instance_reuse`]: super::RuntimeLimits::instance_reuse
+pub struct PluginInstance<'p> {
+    plugin: &'p Plugin,
+    live: Option<Live>,
+    /// False once a call failed in a way that may have left the guest's state broken.
+    reusable: bool,
 }
 
 impl<'p> PluginInstance<'p> {
     pub(crate) fn new(plugin: &'p Plugin) -> Result<Self> {
+        let live = match plugin.pool.take() {
+            Some(live) => {
+                // Forget what an earlier request's calls wrote.
+                live.stderr.take_recent();
+                plugin
+                    .stats
+                    .reuses
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                live
+            }
+            None => Self::instantiate(plugin)?,
+        };
+        Ok(PluginInstance {
+            plugin,
+            live: Some(live),
+            reusable: true,
+        })
+    }
+
+    fn instantiate(plugin: &Plugin) -> Result<Live> {
         let started = std::time::Instant::now();
         let engine = &plugin.engine;
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        let stdout = GuestOutput::new(plugin.name.clone(), Stream::Stdout);
+        let stderr = GuestOutput::new(plugin.name.clone(), Stream::Stderr);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout)
+            .stderr(stderr.clone())
+            .build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(engine.limits.memory_bytes)
             .trap_on_grow_failure(true)
@@ -96,11 +159,11 @@ impl<'p> PluginInstance<'p> {
             &plugin.stats.instantiate_nanos,
             started,
         );
-        Ok(PluginInstance {
-            plugin,
+        Ok(Live {
             store,
             bindings,
             stderr,
+            uses: 0,
         })
     }
 
@@ -113,14 +176,21 @@ impl<'p> PluginInstance<'p> {
             &mut Store<CallState>,
         ) -> wasmtime::Result<R>,
     ) -> Result<R> {
-        self.store
+        let live = self
+            .live
+            .as_mut()
+            .expect("an instance is live until dropped");
+        live.store
             .set_epoch_deadline(self.plugin.engine.deadline_ticks());
-        let guest = self.bindings.wasm_apiserver_plugin_hooks();
+        let guest = live.bindings.wasm_apiserver_plugin_hooks();
         let started = std::time::Instant::now();
-        let out = f(guest, &mut self.store);
+        let out = f(guest, &mut live.store);
         let stats = &self.plugin.stats;
         super::registry::PluginStats::record(&stats.calls, &stats.call_nanos, started);
-        out.map_err(|e| self.classify(hook, e))
+        out.map_err(|e| {
+            self.reusable = false;
+            self.classify(hook, e)
+        })
     }
 
     fn classify(&self, hook: &'static str, e: wasmtime::Error) -> PluginError {
@@ -143,8 +213,11 @@ impl<'p> PluginInstance<'p> {
                 limit_mib: limits.memory_bytes >> 20,
             };
         }
-        let stderr = self.stderr.contents();
-        let said = String::from_utf8_lossy(&stderr);
+        let said = self
+            .live
+            .as_ref()
+            .map(|l| l.stderr.take_recent())
+            .unwrap_or_default();
         let said = said.trim();
         let cause = e
             .downcast_ref::<Trap>()
@@ -170,7 +243,8 @@ impl<'p> PluginInstance<'p> {
         }
     }
 
-    fn malformed(&self, hook: &'static str, message: String) -> PluginError {
+    fn malformed(&mut self, hook: &'static str, message: String) -> PluginError {
+        self.reusable = false;
         PluginError::Malformed {
             plugin: self.plugin.name.to_string(),
             hook,
@@ -178,7 +252,7 @@ impl<'p> PluginInstance<'p> {
         }
     }
 
-    fn parse(&self, hook: &'static str, text: &str) -> Result<Value> {
+    fn parse(&mut self, hook: &'static str, text: &str) -> Result<Value> {
         match serde_json::from_str::<Value>(text) {
             Ok(v) if v.is_object() => Ok(v),
             Ok(_) => Err(self.malformed(hook, "the object is not a JSON object".into())),
@@ -238,7 +312,7 @@ impl<'p> PluginInstance<'p> {
     /// A hook's output: the input as it was when the plugin returned the same text
     /// (the SDK returns an untouched object's text as is), else parsed.
     fn parse_changed(
-        &self,
+        &mut self,
         hook: &'static str,
         input: Value,
         sent: &str,
@@ -289,5 +363,18 @@ impl<'p> PluginInstance<'p> {
             ));
         }
         Ok(rows)
+    }
+}
+
+impl Drop for PluginInstance<'_> {
+    fn drop(&mut self) {
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        live.uses += 1;
+        let limits = &self.plugin.engine.limits;
+        if self.reusable && live.uses < limits.instance_reuse {
+            self.plugin.pool.give_back(live, limits.max_idle_instances);
+        }
     }
 }

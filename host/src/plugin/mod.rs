@@ -4,17 +4,22 @@
 //! Embedding reads top to bottom, as wasmtime's does: [`PluginEngine`] (Config → Engine →
 //! Linker, plus the epoch ticker and the precompiled cache) → [`Plugin::load`]
 //! (Component → InstancePre → describe → [`ResourceInfo`]) → [`Plugin::instance`]
-//! (a fresh Store and instance for one request) → [`PluginInstance`]'s typed hooks.
+//! (an idle instance from the plugin's pool, or a fresh Store and instance) →
+//! [`PluginInstance`]'s typed hooks.
 //!
-//! Isolation: every request gets a fresh instance, so nothing leaks between requests.
-//! The pooling allocator with copy-on-write memory images keeps that cheap (see
-//! BENCHMARKS.md). Plugins see WASI only as far as a component built by Rust's
-//! `wasm32-wasip2` needs to instantiate: no preopened directories, no environment,
-//! no arguments, no sockets, stdio discarded.
+//! Isolation: an instance serves one request at a time and at most
+//! [`RuntimeLimits::instance_reuse`] requests, and is dropped after any failure that
+//! may have broken it (the policy is on [`PluginInstance`]). Fresh instances come from
+//! the pooling allocator with copy-on-write memory images (see BENCHMARKS.md). Plugins
+//! see WASI only as far as a component built by Rust's `wasm32-wasip2`, componentize-py
+//! or componentize-js needs to instantiate: no preopened directories, no environment,
+//! no arguments, no sockets; each line a plugin writes to stdout or stderr goes to the
+//! server log with the plugin's name.
 
 mod describe;
 mod engine;
 mod instance;
+mod output;
 mod registry;
 
 pub use describe::{

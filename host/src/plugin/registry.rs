@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use super::bindings::PluginPre;
 use super::describe::ResourceInfo;
 use super::engine::PluginEngine;
-use super::instance::{CallState, PluginInstance};
+use super::instance::{CallState, InstancePool, PluginInstance};
 use super::Result;
 
 /// The WIT world every plugin must implement; named in load errors.
@@ -29,12 +29,16 @@ pub struct Plugin {
     pub(crate) engine: PluginEngine,
     /// Time spent in this plugin, for `/metrics`.
     pub stats: PluginStats,
+    pub(crate) pool: InstancePool,
 }
 
 /// Counters of a plugin's cost: what a request pays for running Wasm.
 #[derive(Default, Debug)]
 pub struct PluginStats {
+    /// Instances created (a reused one counts once).
     pub instances: std::sync::atomic::AtomicU64,
+    /// Requests served by an instance an earlier request created.
+    pub reuses: std::sync::atomic::AtomicU64,
     pub instantiate_nanos: std::sync::atomic::AtomicU64,
     pub calls: std::sync::atomic::AtomicU64,
     pub call_nanos: std::sync::atomic::AtomicU64,
@@ -113,15 +117,22 @@ impl Plugin {
             pre,
             engine: engine.clone(),
             stats: PluginStats::default(),
+            pool: InstancePool::default(),
         };
         let described = plugin.instance()?.describe()?;
         plugin.resource = ResourceInfo::from_wit(described).map_err(anyhow::Error::msg)?;
         Ok(plugin)
     }
 
-    /// A fresh instance for one request's hooks.
+    /// An instance for one request's hooks: an idle one when the pool has it, else a
+    /// fresh one.
     pub fn instance(&self) -> Result<PluginInstance<'_>> {
         PluginInstance::new(self)
+    }
+
+    /// Instances waiting in this plugin's pool.
+    pub fn idle_instances(&self) -> usize {
+        self.pool.idle()
     }
 }
 
