@@ -8,15 +8,27 @@ PLUGINS     := hello wardle-flunder wardle-fischer
 DATA_DIR    ?= .data
 PORT        ?= 6443
 
-.PHONY: setup plugins run test bench dev clean
+# Python and JavaScript plugins: componentize-py from PyPI in a venv under target/,
+# componentize-js from npm (versions pinned in guests/js/package-lock.json).
+COMPONENTIZE_PY_VERSION := 0.25.1
+PY_TOOLS    := target/tools/python
+COMPONENTIZE_PY := $(PY_TOOLS)/bin/componentize-py
+JS_TOOLS    := guests/js/node_modules/.package-lock.json
+LANG_OUT    := target/lang-plugins
+PY_SDK      := $(wildcard guests/python/*.py)
+JS_SDK      := guests/js/wasm-apiserver-sdk.js guests/js/build.mjs
+WIT         := $(wildcard wit/*.wit)
+SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: setup plugins lang-plugins run test bench dev clean
 
 ## setup: the wasm32-wasip2 target, and Debian packages the tests use (etcd, protoc).
 setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 	@command -v etcd >/dev/null && command -v protoc >/dev/null || { \
 	  echo "installing etcd-server and protobuf-compiler (apt-get)"; \
-	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
-	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq etcd-server protobuf-compiler >/dev/null; }
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq etcd-server protobuf-compiler >/dev/null; }
 
 ## plugins: example plugins into target/plugins; misbehaving test plugins and a stricter
 ## build of hello (hello-pinned.wasm) into target/test-plugins.
@@ -30,6 +42,48 @@ plugins: setup
 	$(CARGO) build --profile guest --target $(WASM_TARGET) -p hello --features pinned-images
 	@cp $(GUEST_OUT)/hello.wasm target/test-plugins/hello-pinned.wasm
 	@ls -l target/plugins/*.wasm
+	@$(MAKE) --no-print-directory lang-plugins
+
+## lang-plugins: hello in Python and JavaScript into target/lang-plugins, and their
+## misbehaving test plugins into target/test-plugins (each rebuilt only when its
+## sources change; the tools are installed on first use).
+lang-plugins: $(LANG_OUT)/hello-python.wasm $(LANG_OUT)/hello-js.wasm \
+  target/test-plugins/misbehave-python.wasm target/test-plugins/misbehave-js.wasm
+
+$(COMPONENTIZE_PY):
+	@command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1 || { \
+	  echo "installing python3 and python3-venv (apt-get)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv >/dev/null; }
+	python3 -m venv $(PY_TOOLS)
+	$(PY_TOOLS)/bin/pip install -q --disable-pip-version-check componentize-py==$(COMPONENTIZE_PY_VERSION)
+
+$(JS_TOOLS): guests/js/package.json guests/js/package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "installing nodejs and npm (apt-get)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	cd guests/js && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# componentize-py <wit> <app dir> <out>: the app dir holds app.py with `Hooks`.
+define componentize_py
+	@mkdir -p $(dir $(3))
+	$(COMPONENTIZE_PY) -d wit -w plugin componentize app -p $(2) -p guests/python -o $(3).tmp
+	@mv $(3).tmp $(3)
+endef
+
+$(LANG_OUT)/hello-python.wasm: $(wildcard examples/hello-python/*.py) $(PY_SDK) $(WIT) | $(COMPONENTIZE_PY)
+	$(call componentize_py,,examples/hello-python,$@)
+
+target/test-plugins/misbehave-python.wasm: $(wildcard guests/test-plugins/python/*.py) $(PY_SDK) $(WIT) | $(COMPONENTIZE_PY)
+	$(call componentize_py,,guests/test-plugins/python,$@)
+
+$(LANG_OUT)/hello-js.wasm: $(wildcard examples/hello-js/*.js) $(JS_SDK) $(WIT) $(JS_TOOLS)
+	@mkdir -p $(dir $@)
+	node guests/js/build.mjs examples/hello-js/hello.js $@
+
+target/test-plugins/misbehave-js.wasm: $(wildcard guests/test-plugins/js/*.js) $(JS_SDK) $(WIT) $(JS_TOOLS)
+	@mkdir -p $(dir $@)
+	node guests/js/build.mjs guests/test-plugins/js/misbehave.js $@
 
 ## run: serve the example plugins on the embedded store, ready for kubectl.
 run: plugins
