@@ -36,3 +36,14 @@ pub fn example(name: &str) -> PathBuf {
 pub fn test_plugin(name: &str) -> PathBuf {
     wasm("test-plugins", name)
 }
+
+/// The three implementations of the `hello` example, the same kind in three languages:
+/// (label, component). Built by `make plugins` (Python and JavaScript into
+/// `target/lang-plugins`).
+pub fn hellos() -> [(&'static str, PathBuf); 3] {
+    [
+        ("rust", example("hello")),
+        ("python", wasm("lang-plugins", "hello-python")),
+        ("javascript", wasm("lang-plugins", "hello-js")),
+    ]
+}

@@ -86,7 +86,7 @@ impl Server {
                 );
             }
             assert!(
-                started.elapsed() < Duration::from_secs(60),
+                started.elapsed() < Duration::from_secs(180),
                 "server did not start: {}",
                 std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
             );
