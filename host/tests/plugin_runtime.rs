@@ -398,3 +398,86 @@ fn the_precompiled_cache_is_reused_and_keyed_by_content() {
     assert!(!again.from_cache);
     assert_eq!(again.resource.kind, "Foo");
 }
+
+/// The isolation policy: an instance serves at most `instance_reuse` requests, one at a
+/// time, and is never reused after a trap or a malformed result; a deliberate hook error
+/// keeps it.
+#[test]
+fn instances_are_reused_within_the_limit_and_dropped_after_a_failure() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let engine = |reuse: u32| {
+        PluginEngine::new(
+            RuntimeLimits {
+                call_deadline: Duration::from_millis(300),
+                instance_reuse: reuse,
+                ..RuntimeLimits::default()
+            },
+            None,
+        )
+        .unwrap()
+    };
+    let counts = |p: &Plugin| {
+        (
+            p.stats.instances.load(Relaxed),
+            p.stats.reuses.load(Relaxed),
+        )
+    };
+
+    // Limit 3. Loading ran describe on instance #1 (one use).
+    let plugin = Plugin::load(&engine(3), &test_plugin("misbehave")).unwrap();
+    assert_eq!(counts(&plugin), (1, 0));
+    for _ in 0..6 {
+        plugin
+            .instance()
+            .unwrap()
+            .default(misbehaver("fine"))
+            .unwrap();
+    }
+    // #1 serves 2 more requests (3 uses), #2 three, #3 the last one.
+    assert_eq!(counts(&plugin), (3, 4));
+    assert_eq!(plugin.idle_instances(), 1);
+
+    // Two requests at once get two instances: one instance serves one request at a time.
+    let (a, b) = (plugin.instance().unwrap(), plugin.instance().unwrap());
+    assert_eq!(counts(&plugin).0, 4);
+    drop((a, b));
+
+    // A trap drops the instance it happened in; the next request gets a fresh one.
+    let idle = plugin.idle_instances();
+    let mut inst = plugin.instance().unwrap();
+    inst.default(misbehaver("trap")).unwrap_err();
+    drop(inst);
+    assert_eq!(
+        plugin.idle_instances(),
+        idle - 1,
+        "the trapped instance was dropped"
+    );
+    // So does a malformed result ...
+    let mut inst = plugin.instance().unwrap();
+    inst.default(misbehaver("badjson")).unwrap_err();
+    drop(inst);
+    assert_eq!(plugin.idle_instances(), idle - 2);
+    // ... but not a deliberate error, which leaves the guest intact.
+    let mut inst = plugin.instance().unwrap();
+    let e = inst.default(misbehaver("hookerror")).unwrap_err();
+    assert!(matches!(e, PluginError::Hook { .. }), "{e}");
+    drop(inst);
+    assert_eq!(plugin.idle_instances(), idle - 2);
+    let (instances, _) = counts(&plugin);
+    plugin
+        .instance()
+        .unwrap()
+        .default(misbehaver("fine"))
+        .unwrap();
+    assert_eq!(counts(&plugin).0, instances, "served from the pool");
+
+    // Limit 1: a fresh instance for every request, nothing kept.
+    let plugin = Plugin::load(&engine(1), &example("hello")).unwrap();
+    let foo = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
+                     "metadata": {"name": "a"}, "spec": {"msg": "m"}});
+    for _ in 0..4 {
+        plugin.instance().unwrap().default(foo.clone()).unwrap();
+    }
+    assert_eq!(counts(&plugin), (5, 0));
+    assert_eq!(plugin.idle_instances(), 0);
+}
