@@ -20,7 +20,7 @@ JS_SDK      := guests/js/wasm-apiserver-sdk.js guests/js/build.mjs
 WIT         := $(wildcard wit/*.wit)
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup plugins lang-plugins run test bench dev clean
+.PHONY: setup plugins lang-plugins lang-unit-tests run test bench dev clean
 
 ## setup: the wasm32-wasip2 target, and Debian packages the tests use (etcd, protoc).
 setup:
@@ -110,9 +110,17 @@ dev: plugins
 	    mv target/plugins/$$p.wasm.tmp target/plugins/$$p.wasm; done; \
 	done
 
-## test: unit tests (host, SDK, example plugins natively) and the end-to-end suite.
-test: plugins
+## test: unit tests (host, SDK, example plugins natively in Rust, CPython and Node) and
+## the end-to-end suite (which runs one behaviour table against all three hellos).
+test: plugins lang-unit-tests
 	$(CARGO) test -p wasm-apiserver -p wasm-apiserver-sdk -p hello -p wardle-flunder -p wardle-fischer
+
+## lang-unit-tests: the Python and JavaScript hellos' logic, natively (no Wasm).
+lang-unit-tests: $(COMPONENTIZE_PY) $(JS_TOOLS)
+	rm -rf target/py-bindings && $(COMPONENTIZE_PY) -d wit -w plugin bindings target/py-bindings
+	PYTHONPATH=target/py-bindings:guests/python:examples/hello-python \
+	  $(PY_TOOLS)/bin/python -m unittest discover -s examples/hello-python
+	node --import ./guests/js/test-host.mjs --test examples/hello-js/
 
 ## bench: the benchmark harness (release build); prints a table.
 bench: plugins

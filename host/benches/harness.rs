@@ -11,6 +11,9 @@
 //!   serves, with the compile cached and not.
 //! - auth: GET with delegated authn/authz (cached) against `--dev`, TLS handshakes per
 //!   second, server memory per idle TLS connection.
+//! - langs: hello in Rust, Python and JavaScript: component size, first compile, warm
+//!   start from the cache, the hooks of a CREATE and a GET (reused and fresh instances),
+//!   and GET/CREATE throughput at 32 clients relative to Rust in the same run.
 //! - etcd: raw etcd-client puts and gets (the limit) versus CREATE and GET through the
 //!   server on the same local etcd, at 1 and 32 clients, as ratios.
 
@@ -142,6 +145,16 @@ async fn in_process_as(
     flags: &[&str],
 ) -> (String, reqwest::Client) {
     let plugins = common::server::copy_examples(dir);
+    serve_in_process(dir, &plugins, dev, flags).await
+}
+
+/// The server in this process, serving `plugins` with data in `dir/data`.
+async fn serve_in_process(
+    dir: &std::path::Path,
+    plugins: &std::path::Path,
+    dev: bool,
+    flags: &[&str],
+) -> (String, reqwest::Client) {
     let kubeconfig = dir.join("kubeconfig");
     let mut args = vec![
         "wasm-apiserver",
@@ -869,10 +882,154 @@ fn main() {
     if run("etcd") {
         rt.block_on(etcd());
     }
+    if run("langs") {
+        rt.block_on(langs());
+    }
     if run("reload") {
         rt.block_on(reload());
     }
     if run("auth") {
         rt.block_on(auth());
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// The three hellos: what a language costs, and what a request pays for it.
+async fn langs() {
+    let foo_v2 = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo",
+        "metadata": {"name": "bench", "namespace": "default", "labels": {"app": "bench"},
+                     "annotations": {"note": "x".repeat(700)}},
+        "spec": {"image": "nginx:1.27", "config": {"msg": "hello from the benchmark"}}});
+    let req = request();
+    println!();
+    println!("| hello in | component | first compile | warm start (cache), median of 5 | fresh instance | CREATE hooks, reused / fresh instance | GET as v1 (convert) | GET as Table (print) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (label, wasm) in common::hellos() {
+        let size = std::fs::metadata(&wasm).unwrap().len();
+        let cache = tempfile::tempdir().unwrap();
+        let engine = |reuse: u32| {
+            PluginEngine::new(
+                RuntimeLimits {
+                    instance_reuse: reuse,
+                    ..RuntimeLimits::default()
+                },
+                Some(cache.path().to_path_buf()),
+            )
+            .unwrap()
+        };
+        let t = Instant::now();
+        let plugin = Plugin::load(&engine(1000), &wasm).unwrap();
+        let first = t.elapsed();
+        assert!(!plugin.from_cache);
+        let warm = median(
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    let p = Plugin::load(&engine(1000), &wasm).unwrap();
+                    assert!(p.from_cache);
+                    t.elapsed()
+                })
+                .collect(),
+        )
+        .0;
+        let create = |p: &Plugin| {
+            let mut i = p.instance().unwrap();
+            let d = i.default(foo_v2.clone()).unwrap();
+            let d = i.prepare_for_create(&req, d).unwrap();
+            i.validate_create(&req, &d).unwrap()
+        };
+        let n = 500;
+        let (create_reused, _) = time(n, || create(&plugin));
+        let (get_v1, _) = time(n, || {
+            plugin
+                .instance()
+                .unwrap()
+                .convert(std::slice::from_ref(&foo_v2), "v1")
+                .unwrap()
+        });
+        let (get_table, _) = time(n, || {
+            plugin
+                .instance()
+                .unwrap()
+                .print(std::slice::from_ref(&foo_v2))
+                .unwrap()
+        });
+        let fresh = Plugin::load(&engine(1), &wasm).unwrap();
+        let (inst, _) = time(n, || fresh.instance().unwrap());
+        let (create_fresh, _) = time(n, || create(&fresh));
+        println!(
+            "| {label} | {:.1} MB | {} | {} | {} | {} / {} | {} | {} |",
+            size as f64 / 1e6,
+            ms(first),
+            ms(warm),
+            us(inst),
+            us(create_reused),
+            us(create_fresh),
+            us(get_v1),
+            us(get_table)
+        );
+    }
+
+    println!();
+    println!("| 32 clients, HTTPS, one server per hello | rust | python | javascript |");
+    println!("|---|---|---|---|");
+    let ops = [
+        "GET one Foo (v2, no hook)",
+        "GET one Foo as v1 (convert)",
+        "GET one Foo as Table (print)",
+        "CREATE (default, prepare, validate)",
+    ];
+    let mut rows: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
+    for (label, wasm) in common::hellos() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::copy(&wasm, plugins.join(wasm.file_name().unwrap())).unwrap();
+        let (url, client) = serve_in_process(dir.path(), &plugins, true, &[]).await;
+        let foos = format!("{url}/apis/hello.zeng.dev/v2/namespaces/default/foos");
+        let r = client.post(&foos).json(&foo_v2).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{label}");
+        for (i, op) in ops.iter().enumerate() {
+            let (c, foos) = (client.clone(), foos.clone());
+            let op = *op;
+            let (rate, _, _) = load(32, 3, move |n| {
+                let (c, foos) = (c.clone(), foos.clone());
+                async move {
+                    let r = match op {
+                        "GET one Foo (v2, no hook)" => c.get(format!("{foos}/bench")),
+                        "GET one Foo as v1 (convert)" => {
+                            c.get(foos.replace("/v2/", "/v1/") + "/bench")
+                        }
+                        "GET one Foo as Table (print)" => c
+                            .get(format!("{foos}/bench"))
+                            .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io"),
+                        _ => c
+                            .post(&foos)
+                            .json(&json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo",
+                            "metadata": {"name": format!("c-{n}")}, "spec": {"image": "busybox"}})),
+                    }
+                    .send()
+                    .await
+                    .unwrap();
+                    assert!(r.status().is_success(), "{op}: {}", r.status());
+                    let _ = r.bytes().await.unwrap();
+                }
+            })
+            .await;
+            rows[i].push(rate);
+        }
+    }
+    for (op, rates) in ops.iter().zip(&rows) {
+        println!(
+            "| {op} | {:.0}/s | {:.0}/s ({:.0}%) | {:.0}/s ({:.0}%) |",
+            rates[0],
+            rates[1],
+            rates[1] / rates[0] * 100.0,
+            rates[2],
+            rates[2] / rates[0] * 100.0
+        );
     }
 }
