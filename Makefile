@@ -7,6 +7,7 @@ GUEST_OUT   := target/$(WASM_TARGET)/guest
 PLUGINS     := hello wardle-flunder wardle-fischer
 DATA_DIR    ?= .data
 PORT        ?= 6443
+HELLO       ?= rust
 
 # Python and JavaScript plugins: componentize-py from PyPI in a venv under target/,
 # componentize-js from npm (versions pinned in guests/js/package-lock.json).
@@ -86,8 +87,16 @@ target/test-plugins/misbehave-js.wasm: $(wildcard guests/test-plugins/js/*.js) $
 	node guests/js/build.mjs guests/test-plugins/js/misbehave.js $@
 
 ## run: serve the example plugins on the embedded store, ready for kubectl.
+## HELLO=python or HELLO=js serves that hello instead of the Rust one (same kind).
 run: plugins
-	$(CARGO) run -p wasm-apiserver -- --dev --plugin-dir target/plugins --data-dir $(DATA_DIR) \
+	@rm -rf target/run-plugins && mkdir -p target/run-plugins && \
+	  cp target/plugins/wardle-*.wasm target/run-plugins/ && \
+	  case "$(HELLO)" in \
+	    rust) cp target/plugins/hello.wasm target/run-plugins/ ;; \
+	    python|js) cp target/lang-plugins/hello-$(HELLO).wasm target/run-plugins/ ;; \
+	    *) echo "HELLO must be rust, python or js"; exit 2 ;; \
+	  esac
+	$(CARGO) run -p wasm-apiserver -- --dev --plugin-dir target/run-plugins --data-dir $(DATA_DIR) \
 	  --secure-port $(PORT) --write-kubeconfig $(DATA_DIR)/kubeconfig
 
 ## dev: like run, and rebuild an example plugin when its source changes; the server
