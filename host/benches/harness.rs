@@ -983,6 +983,7 @@ async fn langs() {
         "CREATE (default, prepare, validate)",
     ];
     let mut rows: Vec<Vec<f64>> = vec![Vec::new(); ops.len()];
+    let mut churn = Vec::new();
     for (label, wasm) in common::hellos() {
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
@@ -992,7 +993,16 @@ async fn langs() {
         let foos = format!("{url}/apis/hello.zeng.dev/v2/namespaces/default/foos");
         let r = client.post(&foos).json(&foo_v2).send().await.unwrap();
         assert_eq!(r.status(), 201, "{label}");
+        let file = wasm.file_name().unwrap().to_string_lossy().into_owned();
+        let rss_before = rss_kib();
         for (i, op) in ops.iter().enumerate() {
+            let created = plugin_metric(
+                &client,
+                &url,
+                "wasm_apiserver_plugin_instances_total",
+                &file,
+            )
+            .await;
             let (c, foos) = (client.clone(), foos.clone());
             let op = *op;
             let (rate, _, _) = load(32, 3, move |n| {
@@ -1020,7 +1030,20 @@ async fn langs() {
             })
             .await;
             rows[i].push(rate);
+            let created = plugin_metric(
+                &client,
+                &url,
+                "wasm_apiserver_plugin_instances_total",
+                &file,
+            )
+            .await
+                - created;
+            churn.push(format!("{label} {op}: {created} instances created"));
         }
+        churn.push(format!(
+            "{label}: bench process RSS +{} MiB over its loads",
+            (rss_kib() - rss_before) / 1024
+        ));
     }
     for (op, rates) in ops.iter().zip(&rows) {
         println!(
@@ -1032,4 +1055,33 @@ async fn langs() {
             rates[2] / rates[0] * 100.0
         );
     }
+    println!();
+    for line in churn {
+        println!("- {line}");
+    }
+}
+
+/// A per-plugin counter from `/metrics`.
+async fn plugin_metric(client: &reqwest::Client, url: &str, name: &str, file: &str) -> i64 {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(&format!("plugin=\"{file}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as i64
+}
+
+fn rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
 }

@@ -551,3 +551,105 @@ async fn rest_semantics() {
         .unwrap();
     assert!(r.text().await.unwrap().contains("[+]storage ok"));
 }
+
+/// Hook calls into hello so far, from `/metrics`.
+async fn hook_calls(api: &Api) -> u64 {
+    let (_, text) = api.get("/metrics").await;
+    let text = text.as_str().unwrap().to_string();
+    text.lines()
+        .filter(|l| l.starts_with("wasm_apiserver_plugin_hook_calls_total{plugin=\"hello.wasm\"}"))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap()
+}
+
+/// Reads in a version other than the storage version convert each object revision once:
+/// the watch cache remembers the conversion (hooks are pure), so repeated reads of an
+/// unchanged object run no hook, and a changed object converts again.
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_in_another_version_convert_each_revision_once() {
+    let api = Api::new();
+    let v1 = "/apis/hello.zeng.dev/v1/namespaces/default/foos";
+    let (code, created) = api.post(FOOS, &foo("memo")).await;
+    assert_eq!(code, 201, "{created}");
+    // Once the watch cache has the object (GET at its resourceVersion waits for that).
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        api.get(&format!("{FOOS}/memo?resourceVersion={rv}"))
+            .await
+            .0,
+        200
+    );
+
+    let before = hook_calls(&api).await;
+    for _ in 0..3 {
+        let (code, got) = api.get(&format!("{v1}/memo")).await;
+        assert_eq!(code, 200);
+        assert_eq!(got["apiVersion"], "hello.zeng.dev/v1");
+        assert_eq!(got["metadata"]["resourceVersion"], rv.as_str());
+    }
+    assert_eq!(
+        hook_calls(&api).await - before,
+        1,
+        "three reads, one conversion"
+    );
+
+    // A change converts again, and the reads see the new content.
+    let (code, patched, _) = api
+        .req(
+            Method::PATCH,
+            &format!("{FOOS}/memo"),
+            "application/merge-patch+json",
+            r#"{"spec":{"config":{"msg":"changed"}}}"#,
+        )
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    let rv2 = patched["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        api.get(&format!("{FOOS}/memo?resourceVersion={rv2}"))
+            .await
+            .0,
+        200
+    );
+    let before = hook_calls(&api).await;
+    for _ in 0..2 {
+        let (_, got) = api.get(&format!("{v1}/memo")).await;
+        assert_eq!(got["spec"]["msg"], "changed");
+        assert_eq!(got["metadata"]["resourceVersion"], rv2.as_str());
+    }
+    assert_eq!(hook_calls(&api).await - before, 1);
+
+    // A list converts only what it has not converted before.
+    let (_, second) = api.post(FOOS, &foo("memo2")).await;
+    let rv3 = second["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        api.get(&format!("{FOOS}/memo2?resourceVersion={rv3}"))
+            .await
+            .0,
+        200
+    );
+    let before = hook_calls(&api).await;
+    for _ in 0..3 {
+        let (_, list) = api.get(v1).await;
+        let msgs: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert!(msgs.contains(&"memo") && msgs.contains(&"memo2"), "{list}");
+    }
+    assert_eq!(
+        hook_calls(&api).await - before,
+        1,
+        "memo2 once; memo was converted already"
+    );
+}

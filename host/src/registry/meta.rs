@@ -146,6 +146,11 @@ pub fn decode_stored(r: &ResourceInfo, bytes: &[u8]) -> Result<Value, String> {
     Ok(obj)
 }
 
+/// The revision an object read from storage carries in `metadata.resourceVersion`.
+pub fn revision_of(obj: &Value) -> Option<u64> {
+    obj["metadata"]["resourceVersion"].as_str()?.parse().ok()
+}
+
 /// Parse a resourceVersion given by a client.
 pub fn parse_resource_version(rv: &str) -> Result<u64, String> {
     rv.parse::<u64>().map_err(|_| {

@@ -21,7 +21,7 @@ use crate::plugin::{
     Operation, Plugin, PluginInstance, PluginRegistry, RequestInfo, ResourceInfo, UserInfo,
 };
 use crate::storage::{ListRequest, Revision, Storage, StorageError, Stored};
-use crate::watch::{Cacher, WatchCaches, WatchSettings};
+use crate::watch::{CachedObject, Cacher, WatchCaches, WatchSettings};
 
 /// How often an unconditional update or patch is retried after losing a race.
 const MAX_UPDATE_RETRIES: usize = 16;
@@ -160,6 +160,22 @@ fn hooks<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
+/// The storage key of an object, from its metadata (as [`Target::key`] builds it).
+fn stored_key(r: &ResourceInfo, obj: &Value) -> Option<String> {
+    let m = &obj["metadata"];
+    let name = m["name"].as_str()?;
+    Some(if r.namespaced() {
+        format!(
+            "/{}/{}/{}/{name}",
+            r.group,
+            r.plural,
+            m["namespace"].as_str()?
+        )
+    } else {
+        format!("/{}/{}/{name}", r.group, r.plural)
+    })
+}
+
 fn encode(obj: &Value) -> Vec<u8> {
     let mut o = obj.clone();
     if let Some(m) = o["metadata"].as_object_mut() {
@@ -262,14 +278,49 @@ impl Registry {
         Ok(hooks(|| inst.convert(&objs, &t.version))?)
     }
 
-    /// [`Self::to_request_version`] for reads, which have no instance yet: one is
-    /// created only when a hook must run (not in the storage version).
+    /// [`Self::to_request_version`] for reads, which have no instance yet. An object the
+    /// watch cache holds at the same revision converts through the cache, which
+    /// remembers conversions: repeated reads of an unchanged object run no hook (this
+    /// is what keeps reads in another version cheap for big Python and JavaScript
+    /// guests). The others convert in one call on one instance.
     fn in_request_version(&self, t: &Target, objs: Vec<Value>) -> ApiResult<Vec<Value>> {
         if t.version == t.resource().storage_version || objs.is_empty() {
             return Ok(objs);
         }
-        let mut inst = hooks(|| t.plugin.instance())?;
-        self.to_request_version(t, &mut inst, objs)
+        let cacher = self.cacher(t);
+        let held: Vec<Option<Arc<CachedObject>>> = objs
+            .iter()
+            .map(|o| {
+                let (key, rv) = (stored_key(t.resource(), o)?, meta::revision_of(o)?);
+                cacher.current(&key).filter(|c| c.revision == rv)
+            })
+            .collect();
+        let version: Arc<str> = t.version.as_str().into();
+        let hits: Vec<&Arc<CachedObject>> = held.iter().flatten().collect();
+        let mut converted = cacher.in_version(&hits, &version)?.into_iter();
+        let (mut out, mut misses) = (Vec::with_capacity(objs.len()), Vec::new());
+        for (obj, held) in objs.into_iter().zip(&held) {
+            match held {
+                Some(_) => out.push(Some(
+                    converted.next().expect("one per hit").as_ref().clone(),
+                )),
+                None => {
+                    out.push(None);
+                    misses.push(obj);
+                }
+            }
+        }
+        if !misses.is_empty() {
+            let mut inst = hooks(|| t.plugin.instance())?;
+            let mut fresh = self.to_request_version(t, &mut inst, misses)?.into_iter();
+            for slot in out.iter_mut().filter(|s| s.is_none()) {
+                *slot = fresh.next();
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every slot filled"))
+            .collect())
     }
 
     fn to_storage_version(

@@ -608,8 +608,16 @@ impl Cacher {
             .collect())
     }
 
-    /// The objects in `version`, converting those not converted yet in one call.
-    fn in_version(
+    /// The object the cache holds at `key` now, without waiting for the cache to be
+    /// ready or current (`None` then).
+    pub fn current(&self, key: &str) -> Option<Arc<CachedObject>> {
+        self.lock().store.get(key).cloned()
+    }
+
+    /// The objects in `version`, converting those not converted yet in one call. Each
+    /// conversion is remembered with the object: hooks are pure and an object at a
+    /// revision never changes, so a later watcher or read gets it without the plugin.
+    pub fn in_version(
         &self,
         objs: &[&Arc<CachedObject>],
         version: &Arc<str>,
