@@ -652,4 +652,38 @@ async fn reads_in_another_version_convert_each_revision_once() {
         1,
         "memo2 once; memo was converted already"
     );
+
+    // Table output (what kubectl get asks for) prints each revision once too.
+    let table = |path: String| {
+        let c = api.c.clone();
+        async move {
+            let r = c
+                .get(path)
+                .header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let before = hook_calls(&api).await;
+    for _ in 0..3 {
+        let t = table(format!("{}{v1}", api.s.url)).await;
+        let cells: Vec<&Value> = t["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["cells"][1])
+            .collect();
+        assert_eq!(cells.len(), 2);
+        assert!(cells.contains(&&json!("changed")), "{t}");
+        let t = table(format!("{}{FOOS}/memo", api.s.url)).await;
+        assert_eq!(t["rows"][0]["cells"][1], "busybox", "{t}");
+    }
+    assert_eq!(
+        hook_calls(&api).await - before,
+        2,
+        "one print per version, then none"
+    );
 }

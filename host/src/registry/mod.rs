@@ -278,6 +278,20 @@ impl Registry {
         Ok(hooks(|| inst.convert(&objs, &t.version))?)
     }
 
+    /// For each object read from storage (in any version), the watch cache's copy when
+    /// it holds the object at the same revision.
+    fn held(&self, t: &Target, objs: &[Value]) -> (Arc<Cacher>, Vec<Option<Arc<CachedObject>>>) {
+        let cacher = self.cacher(t);
+        let held = objs
+            .iter()
+            .map(|o| {
+                let (key, rv) = (stored_key(t.resource(), o)?, meta::revision_of(o)?);
+                cacher.current(&key).filter(|c| c.revision == rv)
+            })
+            .collect();
+        (cacher, held)
+    }
+
     /// [`Self::to_request_version`] for reads, which have no instance yet. An object the
     /// watch cache holds at the same revision converts through the cache, which
     /// remembers conversions: repeated reads of an unchanged object run no hook (this
@@ -287,14 +301,7 @@ impl Registry {
         if t.version == t.resource().storage_version || objs.is_empty() {
             return Ok(objs);
         }
-        let cacher = self.cacher(t);
-        let held: Vec<Option<Arc<CachedObject>>> = objs
-            .iter()
-            .map(|o| {
-                let (key, rv) = (stored_key(t.resource(), o)?, meta::revision_of(o)?);
-                cacher.current(&key).filter(|c| c.revision == rv)
-            })
-            .collect();
+        let (cacher, held) = self.held(t, &objs);
         let version: Arc<str> = t.version.as_str().into();
         let hits: Vec<&Arc<CachedObject>> = held.iter().flatten().collect();
         let mut converted = cacher.in_version(&hits, &version)?.into_iter();
@@ -1044,16 +1051,36 @@ impl Registry {
         })
     }
 
-    /// Table rows for objects in the request's version (one `print` call).
+    /// Table cells for objects read in the request's version. Objects the watch cache
+    /// holds at the same revision print through it, which remembers the cells; the
+    /// others print in one call.
     pub fn print(&self, t: &Target, objs: &[Value]) -> ApiResult<Vec<Vec<crate::plugin::Cell>>> {
         if objs.is_empty() {
             return Ok(Vec::new());
         }
-        hooks(|| {
-            let mut inst = t.plugin.instance()?;
-            inst.print(objs)
-        })
-        .map_err(Into::into)
+        let (cacher, held) = self.held(t, objs);
+        let version: Arc<str> = t.version.as_str().into();
+        let hits: Vec<&Arc<CachedObject>> = held.iter().flatten().collect();
+        let mut printed = cacher.rows(&hits, &version)?.into_iter();
+        let misses: Vec<Value> = objs
+            .iter()
+            .zip(&held)
+            .filter(|(_, h)| h.is_none())
+            .map(|(o, _)| o.clone())
+            .collect();
+        let mut fresh = if misses.is_empty() {
+            Vec::new()
+        } else {
+            hooks(|| t.plugin.instance()?.print(&misses))?
+        }
+        .into_iter();
+        Ok(held
+            .iter()
+            .map(|h| match h {
+                Some(_) => printed.next().expect("one per hit").as_ref().clone(),
+                None => fresh.next().expect("one per miss"),
+            })
+            .collect())
     }
 }
 

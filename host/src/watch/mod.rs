@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::api::table::{self, IncludeObject};
 use crate::api::{ApiError, ApiResult};
-use crate::plugin::Plugin;
+use crate::plugin::{Cell, Plugin};
 use crate::storage::{ListRequest, Revision, Storage, StorageError, WatchItem};
 
 /// Limits and timings of the watch machinery; each is a server flag.
@@ -86,6 +86,8 @@ pub struct CachedObject {
 #[derive(Default)]
 struct Forms {
     converted: Vec<(Arc<str>, Arc<Value>)>,
+    /// Table cells per version, from the plugin's `print`.
+    printed: Vec<(Arc<str>, Arc<Vec<Cell>>)>,
     encoded: Vec<(Encoding, Bytes)>,
 }
 
@@ -123,6 +125,14 @@ impl CachedObject {
             .iter()
             .find(|(v, _)| &**v == version)
             .map(|(_, o)| o.clone())
+    }
+
+    fn printed(&self, version: &str) -> Option<Arc<Vec<Cell>>> {
+        self.forms()
+            .printed
+            .iter()
+            .find(|(v, _)| &**v == version)
+            .map(|(_, r)| r.clone())
     }
 }
 
@@ -576,16 +586,12 @@ impl Cacher {
                     .collect(),
                 Encoding::Table(version, include) => {
                     let versions = self.in_version(&missing, version)?;
-                    self.stats.prints.fetch_add(1, Ordering::Relaxed);
-                    let plain: Vec<Value> = versions.iter().map(|v| (**v).clone()).collect();
-                    let rows = tokio::task::block_in_place(|| {
-                        plugin.instance().and_then(|mut i| i.print(&plain))
-                    })?;
+                    let rows = self.rows(&missing, version)?;
                     let info = plugin
                         .resource
                         .version(version)
                         .expect("watch requests name a served version");
-                    plain
+                    versions
                         .iter()
                         .zip(rows)
                         .map(|(obj, cells)| {
@@ -605,6 +611,39 @@ impl Cacher {
         Ok(objs
             .iter()
             .map(|o| o.encoded(enc).expect("encoded above"))
+            .collect())
+    }
+
+    /// Table cells for the objects in `version`, printing those not printed yet in one
+    /// call; remembered with the object, as conversions are.
+    pub fn rows(
+        &self,
+        objs: &[&Arc<CachedObject>],
+        version: &Arc<str>,
+    ) -> ApiResult<Vec<Arc<Vec<Cell>>>> {
+        let todo: Vec<&Arc<CachedObject>> = objs
+            .iter()
+            .copied()
+            .filter(|o| o.printed(version).is_none())
+            .collect();
+        if !todo.is_empty() {
+            let plugin = self.plugin();
+            let plain: Vec<Value> = self
+                .in_version(&todo, version)?
+                .iter()
+                .map(|v| (**v).clone())
+                .collect();
+            self.stats.prints.fetch_add(1, Ordering::Relaxed);
+            let rows = tokio::task::block_in_place(|| {
+                plugin.instance().and_then(|mut i| i.print(&plain))
+            })?;
+            for (o, r) in todo.iter().zip(rows) {
+                o.forms().printed.push((version.clone(), Arc::new(r)));
+            }
+        }
+        Ok(objs
+            .iter()
+            .map(|o| o.printed(version).expect("printed above"))
             .collect())
     }
 
