@@ -8,6 +8,10 @@
 //! watcher needs it, and every other watcher of that version reuses the bytes. The
 //! dispatcher encodes each event for every encoding that has watchers before fanning
 //! it out, so the plugin sees one `convert` call per event per version watched.
+//! Conversions and Table cells stay with the cached object: reads (GET and LIST, Table
+//! or not) of an object the cache holds at the revision storage returned reuse them, so
+//! a plugin runs once per object revision and version, not once per read. Hooks are
+//! pure (the WIT contract), and a plugin swap (hot reload) forgets them all.
 //!
 //! A watcher has a bounded queue; one that falls behind is closed (its client relists),
 //! never buffered without bound. A resume from a revision older than the window gets
