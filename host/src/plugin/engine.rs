@@ -35,8 +35,8 @@ pub struct RuntimeLimits {
     pub instance_reuse: u32,
     /// Idle instances kept per plugin for reuse. Default 32. Hooks run on blocking
     /// threads, so as many instances are busy at once as requests are in hooks: with
-    /// fewer idle slots than that, instances churn (measured: 32 clients on a Python
-    /// plugin with 4 kept created one instance per ~3 requests, at ~1 ms each).
+    /// fewer idle slots than that, instances are dropped and created again (measured:
+    /// with 4 kept, Python's GET as v1 at 32 clients reached 34% of Rust's, with 32 75%).
     pub max_idle_instances: usize,
 }
 
