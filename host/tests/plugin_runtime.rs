@@ -442,27 +442,16 @@ fn instances_are_reused_within_the_limit_and_dropped_after_a_failure() {
     assert_eq!(counts(&plugin).0, 4);
     drop((a, b));
 
-    // A trap drops the instance it happened in; the next request gets a fresh one.
-    let idle = plugin.idle_instances();
-    let mut inst = plugin.instance().unwrap();
-    inst.default(misbehaver("trap")).unwrap_err();
-    drop(inst);
-    assert_eq!(
-        plugin.idle_instances(),
-        idle - 1,
-        "the trapped instance was dropped"
-    );
-    // So does a malformed result ...
-    let mut inst = plugin.instance().unwrap();
-    inst.default(misbehaver("badjson")).unwrap_err();
-    drop(inst);
-    assert_eq!(plugin.idle_instances(), idle - 2);
-    // ... but not a deliberate error, which leaves the guest intact.
-    let mut inst = plugin.instance().unwrap();
-    let e = inst.default(misbehaver("hookerror")).unwrap_err();
-    assert!(matches!(e, PluginError::Hook { .. }), "{e}");
-    drop(inst);
-    assert_eq!(plugin.idle_instances(), idle - 2);
+    // A trap drops the instance it happened in, and so does a malformed result; a
+    // deliberate error (`Err`) leaves the guest intact and the instance goes back.
+    for (mode, kept) in [("trap", false), ("badjson", false), ("hookerror", true)] {
+        let mut inst = plugin.instance().unwrap();
+        let during = plugin.idle_instances();
+        let e = inst.default(misbehaver(mode)).unwrap_err();
+        assert_eq!(matches!(e, PluginError::Hook { .. }), kept, "{mode}: {e}");
+        drop(inst);
+        assert_eq!(plugin.idle_instances(), during + kept as usize, "{mode}");
+    }
     let (instances, _) = counts(&plugin);
     plugin
         .instance()
