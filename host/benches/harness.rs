@@ -265,36 +265,22 @@ async fn rest() {
             plugin / p50.as_secs_f64() * 100.0
         );
     }
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmRSS"))
-        .unwrap()
-        .to_string();
     println!(
-        "\n(bench process RSS after the run, server and client in one process: {})",
-        rss.split_whitespace().nth(1).unwrap_or("?").to_string() + " kB"
+        "\n(bench process RSS after the run, server and client in one process: {} kB)",
+        rss_kib()
     );
 }
 
 /// Seconds spent in the hello plugin so far (instantiation + hook calls).
 async fn plugin_seconds(client: &reqwest::Client, url: &str) -> f64 {
-    let text = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| {
-            (l.starts_with("wasm_apiserver_plugin_instantiate_seconds_total")
-                || l.starts_with("wasm_apiserver_plugin_hook_seconds_total"))
-                && l.contains("plugin=\"hello.wasm\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    let mut total = 0.0;
+    for name in [
+        "wasm_apiserver_plugin_instantiate_seconds_total",
+        "wasm_apiserver_plugin_hook_seconds_total",
+    ] {
+        total += plugin_metric(client, url, name, "hello.wasm").await;
+    }
+    total
 }
 
 /// A client that speaks HTTP/2 only, so that watches multiplex as informers' do.
@@ -1062,7 +1048,7 @@ async fn langs() {
 }
 
 /// A per-plugin counter from `/metrics`.
-async fn plugin_metric(client: &reqwest::Client, url: &str, name: &str, file: &str) -> i64 {
+async fn plugin_metric(client: &reqwest::Client, url: &str, name: &str, file: &str) -> f64 {
     let text = client
         .get(format!("{url}/metrics"))
         .send()
@@ -1074,7 +1060,7 @@ async fn plugin_metric(client: &reqwest::Client, url: &str, name: &str, file: &s
     text.lines()
         .filter(|l| l.starts_with(name) && l.contains(&format!("plugin=\"{file}\"")))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as i64
+        .sum()
 }
 
 fn rss_kib() -> i64 {

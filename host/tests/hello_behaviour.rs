@@ -6,6 +6,7 @@
 mod common;
 
 use common::server::Server;
+use common::{FOO_V1, FOO_V2};
 use serde_json::Value;
 
 /// kubectl against one server, in one namespace.
@@ -40,34 +41,19 @@ impl Ns<'_> {
         assert!(ok, "create failed: {err}{out}\n{yaml}");
     }
 
+    /// A create that must be refused; returns kubectl's error.
+    fn refused(&self, yaml: &str) -> String {
+        let (ok, out, err) = self.kubectl_stdin(&["create", "-f", "-"], yaml);
+        assert!(!ok, "accepted: {out}\n{yaml}");
+        err
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["-o", "json"]);
         serde_json::from_str(&self.ok(&all)).unwrap()
     }
 }
-
-const FOO_V1: &str = "apiVersion: hello.zeng.dev/v1
-kind: Foo
-metadata:
-  name: from-v1
-  labels:
-    app: demo
-spec:
-  msg: hello from v1
-";
-
-const FOO_V2: &str = "apiVersion: hello.zeng.dev/v2
-kind: Foo
-metadata:
-  name: from-v2
-  labels:
-    app: other
-spec:
-  image: nginx:1.27
-  config:
-    msg: hello from v2
-";
 
 type Case = (&'static str, fn(&Ns));
 
@@ -144,9 +130,9 @@ fn kubectl_walkthrough(k: &Ns) {
     // create -f, v1 and v2 manifests
     k.create(FOO_V1);
     k.create(FOO_V2);
-    let (ok, _, err) = k.kubectl_stdin(&["create", "-f", "-"], FOO_V1);
+    let err = k.refused(FOO_V1);
     assert!(
-        !ok && err.contains("foos.hello.zeng.dev \"from-v1\" already exists"),
+        err.contains("foos.hello.zeng.dev \"from-v1\" already exists"),
         "{err}"
     );
 
@@ -290,21 +276,22 @@ fn kubectl_walkthrough(k: &Ns) {
     let bogus = FOO_V2
         .replace("from-v2", "bogus")
         .replace("  image: nginx:1.27", "  image: nginx:1.27\n  bogus: 1");
-    let (ok, _, err) = k.kubectl_stdin(&["create", "-f", "-"], &bogus);
+    let err = k.refused(&bogus);
     assert!(
-        !ok && err.contains("strict decoding error: unknown field \"spec.bogus\""),
+        err.contains("strict decoding error: unknown field \"spec.bogus\""),
         "{err}"
     );
     let invalid = FOO_V2
         .replace("from-v2", "invalid")
         .replace("nginx:1.27", "has space");
-    let (ok, _, err) = k.kubectl_stdin(&["create", "-f", "-"], &invalid);
-    assert!(!ok && err.contains("The Foo \"invalid\" is invalid: spec.image: Invalid value: \"has space\": must not contain whitespace"), "{err}");
+    let err = k.refused(&invalid);
+    assert!(
+        err.contains("The Foo \"invalid\" is invalid: spec.image: Invalid value: \"has space\": must not contain whitespace"), "{err}");
     let missing = FOO_V1
         .replace("from-v1", "nomsg")
         .replace("  msg: hello from v1\n", "  msg1: x\n");
-    let (ok, _, err) = k.kubectl_stdin(&["create", "-f", "-"], &missing);
-    assert!(!ok && err.contains("spec.msg: Required value"), "{err}");
+    let err = k.refused(&missing);
+    assert!(err.contains("spec.msg: Required value"), "{err}");
 
     // delete
     k.ok(&["delete", "fo", "applied"]);
@@ -416,35 +403,32 @@ fn validation(k: &Ns) {
             "apiVersion: hello.zeng.dev/v2\nkind: Foo\nmetadata: {{name: {name}}}\nspec: {spec}\n"
         )
     };
-    let (ok, _, err) = k.kubectl_stdin(&["create", "-f", "-"], &foo("ws", "{image: 'a b'}"));
-    assert!(!ok && err.contains("The Foo \"ws\" is invalid: spec.image: Invalid value: \"a b\": must not contain whitespace"), "{err}");
-    let long = "x".repeat(257);
-    let (ok, _, err) = k.kubectl_stdin(
-        &["create", "-f", "-"],
-        &foo("long", &format!("{{config: {{msg: ok, msg1: {long}}}}}")),
-    );
+    let err = k.refused(&foo("ws", "{image: 'a b'}"));
     assert!(
-        !ok && err.contains("spec.config.msg1: Too long: may not be more than 256 bytes"),
+        err.contains("The Foo \"ws\" is invalid: spec.image: Invalid value: \"a b\": must not contain whitespace"), "{err}");
+    let long = "x".repeat(257);
+    let err = k.refused(&foo(
+        "long",
+        &format!("{{config: {{msg: ok, msg1: {long}}}}}"),
+    ));
+    assert!(
+        err.contains("spec.config.msg1: Too long: may not be more than 256 bytes"),
         "{err}"
     );
     // The limit is in bytes, as in Go: 129 two-byte characters are too long.
     let wide = "é".repeat(129);
-    let (ok, _, err) = k.kubectl_stdin(
-        &["create", "-f", "-"],
-        &foo("utf8", &format!("{{config: {{msg: {wide}}}}}")),
-    );
+    let err = k.refused(&foo("utf8", &format!("{{config: {{msg: {wide}}}}}")));
     assert!(
-        !ok && err.contains("spec.config.msg: Too long: may not be more than 256 bytes"),
+        err.contains("spec.config.msg: Too long: may not be more than 256 bytes"),
         "{err}"
     );
     let exact = "x".repeat(256);
     k.create(&foo("exact", &format!("{{config: {{msg: {exact}}}}}")));
     // Two errors at once, in field order.
-    let (ok, _, err) = k.kubectl_stdin(
-        &["create", "-f", "-"],
-        &foo("two", &format!("{{image: 'a b', config: {{msg: {long}}}}}")),
-    );
-    assert!(!ok, "{err}");
+    let err = k.refused(&foo(
+        "two",
+        &format!("{{image: 'a b', config: {{msg: {long}}}}}"),
+    ));
     let (i, m) = (
         err.find("spec.image: Invalid value").unwrap(),
         err.find("spec.config.msg: Too long").unwrap(),
@@ -565,12 +549,11 @@ fn broken_annotation(k: &Ns) {
     // A v1 object whose conversion annotation is not JSON: the plugin refuses to convert
     // it, the client gets a 500 naming the plugin, and nothing is stored.
     let bad = "apiVersion: hello.zeng.dev/v1\nkind: Foo\nmetadata:\n  name: broken\n  annotations: {hello.zeng.dev/v2-fields: 'not json'}\nspec: {msg: b}\n";
-    let (ok, _, err) = k.kubectl_stdin(&["create", "-f", "-"], bad);
+    let err = k.refused(bad);
     let want = format!(
         "Internal error occurred: plugin {}: convert failed: annotation hello.zeng.dev/v2-fields is not valid: ",
-        k.file
-    );
-    assert!(!ok && err.contains(&want), "want {want:?} in {err}");
+        k.file);
+    assert!(err.contains(&want), "want {want:?} in {err}");
     assert_eq!(k.ok(&["get", "fo", "-o", "name"]), "", "nothing was stored");
     // The plugin keeps serving the next request.
     k.create(&bad.replace("broken", "fine").replace("'not json'", "'{}'"));

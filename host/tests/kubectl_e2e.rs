@@ -4,28 +4,7 @@
 mod common;
 
 use common::server::Server;
-
-const FOO_V1: &str = "apiVersion: hello.zeng.dev/v1
-kind: Foo
-metadata:
-  name: from-v1
-  labels:
-    app: demo
-spec:
-  msg: hello from v1
-";
-
-const FOO_V2: &str = "apiVersion: hello.zeng.dev/v2
-kind: Foo
-metadata:
-  name: from-v2
-  labels:
-    app: other
-spec:
-  image: nginx:1.27
-  config:
-    msg: hello from v2
-";
+use common::{FOO_V1, FOO_V2};
 
 #[test]
 fn kubectl_walkthrough() {

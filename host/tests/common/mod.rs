@@ -47,3 +47,26 @@ pub fn hellos() -> [(&'static str, PathBuf); 3] {
         ("javascript", wasm("lang-plugins", "hello-js")),
     ]
 }
+
+/// The walk-through's two Foos, as kubectl users write them.
+pub const FOO_V1: &str = "apiVersion: hello.zeng.dev/v1
+kind: Foo
+metadata:
+  name: from-v1
+  labels:
+    app: demo
+spec:
+  msg: hello from v1
+";
+
+pub const FOO_V2: &str = "apiVersion: hello.zeng.dev/v2
+kind: Foo
+metadata:
+  name: from-v2
+  labels:
+    app: other
+spec:
+  image: nginx:1.27
+  config:
+    msg: hello from v2
+";
