@@ -410,6 +410,7 @@ fn instances_are_reused_within_the_limit_and_dropped_after_a_failure() {
             RuntimeLimits {
                 call_deadline: Duration::from_millis(300),
                 instance_reuse: reuse,
+                pool_size: 4,
                 ..RuntimeLimits::default()
             },
             None,
@@ -469,4 +470,56 @@ fn instances_are_reused_within_the_limit_and_dropped_after_a_failure() {
     }
     assert_eq!(counts(&plugin), (5, 0));
     assert_eq!(plugin.idle_instances(), 0);
+}
+
+/// A plugin keeps at most `pool_size` instances: a request that finds them all busy
+/// waits for one to come back rather than creating another, and after 50 ms gets an
+/// extra one, which is not kept.
+#[test]
+fn the_pool_is_bounded_and_a_request_waits_briefly_for_an_instance() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let engine = PluginEngine::new(
+        RuntimeLimits {
+            pool_size: 2,
+            ..RuntimeLimits::default()
+        },
+        None,
+    )
+    .unwrap();
+    let plugin = Plugin::load(&engine, &example("hello")).unwrap();
+    let created = || plugin.stats.instances.load(Relaxed);
+    let (a, b) = (plugin.instance().unwrap(), plugin.instance().unwrap());
+    assert_eq!(created(), 2);
+    let ready = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        // A third request waits; `a` comes back after 20 ms and serves it.
+        let waiter = scope.spawn(|| {
+            ready.wait();
+            let started = std::time::Instant::now();
+            drop(plugin.instance().unwrap());
+            started.elapsed()
+        });
+        ready.wait();
+        std::thread::sleep(Duration::from_millis(20));
+        drop(a);
+        let waited = waiter.join().unwrap();
+        assert!(waited >= Duration::from_millis(10), "{waited:?}");
+        assert_eq!(
+            created(),
+            2,
+            "the third request reused the returned instance"
+        );
+    });
+    // Both busy for longer than the wait: an extra instance, not kept afterwards.
+    let a = plugin.instance().unwrap();
+    let started = std::time::Instant::now();
+    let extra = plugin.instance().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(45));
+    assert_eq!(created(), 3);
+    drop((a, b, extra));
+    assert_eq!(
+        plugin.idle_instances(),
+        2,
+        "the pool keeps its size, no more"
+    );
 }

@@ -33,11 +33,11 @@ pub struct RuntimeLimits {
     /// Requests one instance may serve before it is dropped; 1 gives every request a
     /// fresh instance. Default 1000. See [`super::PluginInstance`] for the policy.
     pub instance_reuse: u32,
-    /// Idle instances kept per plugin for reuse. Default 32. Hooks run on blocking
-    /// threads, so as many instances are busy at once as requests are in hooks: with
-    /// fewer idle slots than that, instances are dropped and created again (measured:
-    /// with 4 kept, Python's GET as v1 at 32 clients reached 34% of Rust's, with 32 75%).
-    pub max_idle_instances: usize,
+    /// Instances one plugin keeps, busy or idle. Hooks run on blocking threads, so
+    /// without a bound as many instances exist as requests are in hooks (32 clients kept
+    /// ~30 Python instances, ~230 MiB); more than a few per core buy no throughput.
+    /// A request that finds all busy waits for one. Default: twice the CPUs, at least 4.
+    pub pool_size: usize,
 }
 
 /// The code generator: Cranelift optimizes (the default: hooks run fastest);
@@ -58,7 +58,9 @@ impl Default for RuntimeLimits {
             max_instances: 256,
             compiler: Compiler::default(),
             instance_reuse: 1000,
-            max_idle_instances: 32,
+            pool_size: std::thread::available_parallelism()
+                .map_or(4, |n| n.get() * 2)
+                .max(4),
         }
     }
 }

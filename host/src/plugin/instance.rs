@@ -59,27 +59,69 @@ pub(crate) struct Live {
     uses: u32,
 }
 
-/// The idle instances of one plugin build (see [`PluginInstance`] for the policy).
+/// How long a request waits for an instance when the pool is at its size, before it
+/// gets one beyond the size (dropped after use). Waiting never deadlocks, even for code
+/// that holds one instance of a plugin while it asks for another.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The instances of one plugin build (see [`PluginInstance`] for the policy): at most
+/// `size` live, busy or idle, in normal operation.
 #[derive(Default)]
 pub(crate) struct InstancePool {
-    idle: std::sync::Mutex<Vec<Live>>,
+    state: std::sync::Mutex<PoolState>,
+    returned: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Live>,
+    busy: usize,
 }
 
 impl InstancePool {
-    fn take(&self) -> Option<Live> {
-        self.idle.lock().expect("pool lock").pop()
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn give_back(&self, live: Live, max_idle: usize) {
-        let mut idle = self.idle.lock().expect("pool lock");
-        if idle.len() < max_idle {
-            idle.push(live);
+    /// An idle instance, or `None` when the caller should create one (counted busy
+    /// already; [`Self::give_back`] it either way).
+    fn take(&self, size: usize) -> Option<Live> {
+        let deadline = std::time::Instant::now() + POOL_WAIT;
+        let mut st = self.lock();
+        loop {
+            if let Some(live) = st.idle.pop() {
+                st.busy += 1;
+                return Some(live);
+            }
+            let now = std::time::Instant::now();
+            if st.busy < size || now >= deadline {
+                st.busy += 1;
+                return None;
+            }
+            st = self
+                .returned
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
+    }
+
+    /// End a checkout: keep `live` when it may be reused and the pool has room.
+    fn give_back(&self, live: Option<Live>, size: usize) {
+        let mut st = self.lock();
+        st.busy -= 1;
+        if let Some(live) = live {
+            if st.idle.len() + st.busy < size {
+                st.idle.push(live);
+            }
+        }
+        drop(st);
+        self.returned.notify_one();
     }
 
     /// Idle instances right now (for tests and metrics).
     pub(crate) fn idle(&self) -> usize {
-        self.idle.lock().expect("pool lock").len()
+        self.lock().idle.len()
     }
 }
 
@@ -87,13 +129,15 @@ impl InstancePool {
 ///
 /// Isolation policy: an instance serves at most [`RuntimeLimits::instance_reuse`]
 /// requests (1 = a fresh instance for every request) of one plugin build, one request
-/// at a time. It is dropped, never reused, after any trap, missed deadline, memory-limit
+/// at a time. A plugin keeps at most [`RuntimeLimits::pool_size`] instances; a request
+/// that finds them all busy waits for one (up to 50 ms, then gets an extra one). It is dropped, never reused, after any trap, missed deadline, memory-limit
 /// hit or malformed result; a hook's deliberate error (`Err`) keeps it. A hot reload
 /// starts a new pool. Well-behaved hooks are pure functions, so reuse is invisible to
 /// them; the point is cost (a Python guest's instantiation is ~1 ms, a call on a warm
 /// instance tens of µs: BENCHMARKS.md).
 ///
 /// [`RuntimeLimits::instance_reuse`]: super::RuntimeLimits::instance_reuse
+/// [`RuntimeLimits::pool_size`]: super::RuntimeLimits::pool_size
 pub struct PluginInstance<'p> {
     plugin: &'p Plugin,
     live: Option<Live>,
@@ -103,7 +147,8 @@ pub struct PluginInstance<'p> {
 
 impl<'p> PluginInstance<'p> {
     pub(crate) fn new(plugin: &'p Plugin) -> Result<Self> {
-        let live = match plugin.pool.take() {
+        let size = plugin.engine.limits.pool_size;
+        let live = match plugin.pool.take(size) {
             Some(live) => {
                 // Forget what an earlier request's calls wrote.
                 live.stderr.take_recent();
@@ -113,7 +158,7 @@ impl<'p> PluginInstance<'p> {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 live
             }
-            None => Self::instantiate(plugin)?,
+            None => Self::instantiate(plugin).inspect_err(|_| plugin.pool.give_back(None, size))?,
         };
         Ok(PluginInstance {
             plugin,
@@ -373,8 +418,9 @@ impl Drop for PluginInstance<'_> {
         };
         live.uses += 1;
         let limits = &self.plugin.engine.limits;
-        if self.reusable && live.uses < limits.instance_reuse {
-            self.plugin.pool.give_back(live, limits.max_idle_instances);
-        }
+        let keep = self.reusable && live.uses < limits.instance_reuse;
+        self.plugin
+            .pool
+            .give_back(keep.then_some(live), limits.pool_size);
     }
 }

@@ -129,11 +129,11 @@ pub struct Flags {
     /// malformed result.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub plugin_instance_reuse: u32,
-    /// Idle instances kept per plugin for reuse. Each holds the memory its guest
-    /// touched (a Python instance ~7 MiB): lower it to trade throughput under many
-    /// concurrent requests for memory.
-    #[arg(long, default_value_t = 32)]
-    pub plugin_max_idle_instances: usize,
+    /// Instances each plugin keeps, busy or idle (default: twice the CPUs, at least
+    /// 4). Requests beyond it wait briefly for one. Each instance holds the memory its
+    /// guest touched (a Python one ~7 MiB).
+    #[arg(long)]
+    pub plugin_pool_size: Option<usize>,
     /// Linear memory cap per plugin instance, in MiB.
     #[arg(long, default_value_t = 64)]
     pub plugin_memory_mib: usize,
@@ -175,13 +175,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    let defaults = RuntimeLimits::default();
     let limits = RuntimeLimits {
         call_deadline: Duration::from_millis(flags.plugin_deadline_ms),
         memory_bytes: flags.plugin_memory_mib << 20,
         compiler: flags.plugin_compiler,
         instance_reuse: flags.plugin_instance_reuse,
-        max_idle_instances: flags.plugin_max_idle_instances,
-        ..RuntimeLimits::default()
+        pool_size: flags.plugin_pool_size.unwrap_or(defaults.pool_size).max(1),
+        ..defaults
     };
     let engine = PluginEngine::new(limits, Some(flags.data_dir.join("plugin-cache")))?;
     let plugins = Arc::new(PluginRegistry::new(engine));
