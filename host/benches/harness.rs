@@ -891,7 +891,7 @@ async fn langs() {
         "spec": {"image": "nginx:1.27", "config": {"msg": "hello from the benchmark"}}});
     let req = request();
     println!();
-    println!("| hello in | component | first compile | warm start (cache), median of 5 | fresh instance | CREATE hooks, reused / fresh instance | GET as v1 (convert) | GET as Table (print) |");
+    println!("| hello in | component | first compile | warm start (cache), median of 5 | fresh instance | CREATE hooks, reused / fresh instance per call | GET as v1 (convert) | GET as Table (print) |");
     println!("|---|---|---|---|---|---|---|---|");
     for (label, wasm) in common::hellos() {
         let size = std::fs::metadata(&wasm).unwrap().len();

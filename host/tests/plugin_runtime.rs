@@ -438,10 +438,18 @@ fn instances_are_reused_within_the_limit_and_dropped_after_a_failure() {
     assert_eq!(counts(&plugin), (3, 4));
     assert_eq!(plugin.idle_instances(), 1);
 
-    // Two requests at once get two instances: one instance serves one request at a time.
-    let (a, b) = (plugin.instance().unwrap(), plugin.instance().unwrap());
-    assert_eq!(counts(&plugin).0, 4);
-    drop((a, b));
+    // A request's instance goes back to the pool after each hook call, not when the
+    // request ends: a request never holds one across its storage I/O.
+    let mut request = plugin.instance().unwrap();
+    let idle = plugin.idle_instances();
+    request.default(misbehaver("fine")).unwrap();
+    assert_eq!(
+        plugin.idle_instances(),
+        idle,
+        "returned right after the call"
+    );
+    request.default(misbehaver("fine")).unwrap();
+    drop(request);
 
     // A trap drops the instance it happened in, and so does a malformed result; a
     // deliberate error (`Err`) leaves the guest intact and the instance goes back.
@@ -472,12 +480,9 @@ fn instances_are_reused_within_the_limit_and_dropped_after_a_failure() {
     assert_eq!(plugin.idle_instances(), 0);
 }
 
-/// A plugin keeps at most `pool_size` instances: a request that finds them all busy
-/// waits for one to come back rather than creating another, and after 50 ms gets an
-/// extra one, which is not kept.
+/// A plugin keeps at most `pool_size` idle instances, however many calls ran at once.
 #[test]
-fn the_pool_is_bounded_and_a_request_waits_briefly_for_an_instance() {
-    use std::sync::atomic::Ordering::Relaxed;
+fn the_pool_keeps_at_most_its_size() {
     let engine = PluginEngine::new(
         RuntimeLimits {
             pool_size: 2,
@@ -487,39 +492,18 @@ fn the_pool_is_bounded_and_a_request_waits_briefly_for_an_instance() {
     )
     .unwrap();
     let plugin = Plugin::load(&engine, &example("hello")).unwrap();
-    let created = || plugin.stats.instances.load(Relaxed);
-    let (a, b) = (plugin.instance().unwrap(), plugin.instance().unwrap());
-    assert_eq!(created(), 2);
-    let ready = std::sync::Barrier::new(2);
+    let foo = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
+                     "metadata": {"name": "a"}, "spec": {"msg": "m"}});
     std::thread::scope(|scope| {
-        // A third request waits; `a` comes back after 20 ms and serves it.
-        let waiter = scope.spawn(|| {
-            ready.wait();
-            let started = std::time::Instant::now();
-            drop(plugin.instance().unwrap());
-            started.elapsed()
-        });
-        ready.wait();
-        std::thread::sleep(Duration::from_millis(20));
-        drop(a);
-        let waited = waiter.join().unwrap();
-        assert!(waited >= Duration::from_millis(10), "{waited:?}");
-        assert_eq!(
-            created(),
-            2,
-            "the third request reused the returned instance"
-        );
+        for _ in 0..6 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    let out = plugin.instance().unwrap().default(foo.clone()).unwrap();
+                    assert_eq!(out["spec"]["msg1"], "hello");
+                }
+            });
+        }
     });
-    // Both busy for longer than the wait: an extra instance, not kept afterwards.
-    let a = plugin.instance().unwrap();
-    let started = std::time::Instant::now();
-    let extra = plugin.instance().unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(45));
-    assert_eq!(created(), 3);
-    drop((a, b, extra));
-    assert_eq!(
-        plugin.idle_instances(),
-        2,
-        "the pool keeps its size, no more"
-    );
+    assert!(plugin.idle_instances() <= 2, "{}", plugin.idle_instances());
+    assert!(plugin.idle_instances() >= 1);
 }

@@ -30,13 +30,12 @@ pub struct RuntimeLimits {
     pub max_instances: u32,
     /// Which compiler turns components into machine code.
     pub compiler: Compiler,
-    /// Requests one instance may serve before it is dropped; 1 gives every request a
+    /// Hook calls one instance may serve before it is dropped; 1 gives every call a
     /// fresh instance. Default 1000. See [`super::PluginInstance`] for the policy.
     pub instance_reuse: u32,
-    /// Instances one plugin keeps, busy or idle. Hooks run on blocking threads, so
-    /// without a bound as many instances exist as requests are in hooks (32 clients kept
-    /// ~30 Python instances, ~230 MiB); more than a few per core buy no throughput.
-    /// A request that finds all busy waits for one. Default: twice the CPUs, at least 4.
+    /// Idle instances one plugin keeps for reuse. An instance is checked out for one
+    /// hook call at a time, so about as many exist as calls run at once. Default: twice
+    /// the CPUs, at least 4.
     pub pool_size: usize,
 }
 

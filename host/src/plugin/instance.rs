@@ -59,78 +59,41 @@ pub(crate) struct Live {
     uses: u32,
 }
 
-/// How long a request waits for an instance when the pool is at its size, before it
-/// gets one beyond the size (dropped after use). Waiting never deadlocks, even for code
-/// that holds one instance of a plugin while it asks for another.
-const POOL_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// The instances of one plugin build (see [`PluginInstance`] for the policy): at most
-/// `size` live, busy or idle, in normal operation.
+/// The idle instances of one plugin build (see [`PluginInstance`] for the policy).
 #[derive(Default)]
 pub(crate) struct InstancePool {
-    state: std::sync::Mutex<PoolState>,
-    returned: std::sync::Condvar,
-}
-
-#[derive(Default)]
-struct PoolState {
-    idle: Vec<Live>,
-    busy: usize,
+    idle: std::sync::Mutex<Vec<Live>>,
 }
 
 impl InstancePool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Live>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An idle instance, or `None` when the caller should create one (counted busy
-    /// already; [`Self::give_back`] it either way).
-    fn take(&self, size: usize) -> Option<Live> {
-        let deadline = std::time::Instant::now() + POOL_WAIT;
-        let mut st = self.lock();
-        loop {
-            if let Some(live) = st.idle.pop() {
-                st.busy += 1;
-                return Some(live);
-            }
-            let now = std::time::Instant::now();
-            if st.busy < size || now >= deadline {
-                st.busy += 1;
-                return None;
-            }
-            st = self
-                .returned
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+    fn take(&self) -> Option<Live> {
+        self.lock().pop()
     }
 
-    /// End a checkout: keep `live` when it may be reused and the pool has room.
-    fn give_back(&self, live: Option<Live>, size: usize) {
-        let mut st = self.lock();
-        st.busy -= 1;
-        if let Some(live) = live {
-            if st.idle.len() + st.busy < size {
-                st.idle.push(live);
-            }
+    fn give_back(&self, live: Live, size: usize) {
+        let mut idle = self.lock();
+        if idle.len() < size {
+            idle.push(live);
         }
-        drop(st);
-        self.returned.notify_one();
     }
 
     /// Idle instances right now (for tests and metrics).
     pub(crate) fn idle(&self) -> usize {
-        self.lock().idle.len()
+        self.lock().len()
     }
 }
 
-/// An instance of a plugin for the hooks of one request.
+/// The hooks of one request.
 ///
-/// Isolation policy: an instance serves at most [`RuntimeLimits::instance_reuse`]
-/// requests (1 = a fresh instance for every request) of one plugin build, one request
-/// at a time. A plugin keeps at most [`RuntimeLimits::pool_size`] instances; a request
-/// that finds them all busy waits for one (up to 50 ms, then gets an extra one). It is dropped, never reused, after any trap, missed deadline, memory-limit
+/// Isolation policy: each hook call runs on an instance checked out of the plugin's
+/// pool for that call only (never across the request's storage I/O), or on a fresh one
+/// when none is idle. An instance serves at most [`RuntimeLimits::instance_reuse`] calls
+/// (1 = a fresh instance for every call) of one plugin build, one call at a time; the
+/// pool keeps at most [`RuntimeLimits::pool_size`] idle. It is dropped, never reused, after any trap, missed deadline, memory-limit
 /// hit or malformed result; a hook's deliberate error (`Err`) keeps it. A hot reload
 /// starts a new pool. Well-behaved hooks are pure functions, so reuse is invisible to
 /// them; the point is cost (a Python guest's instantiation is ~1 ms, a call on a warm
@@ -140,6 +103,7 @@ impl InstancePool {
 /// [`RuntimeLimits::pool_size`]: super::RuntimeLimits::pool_size
 pub struct PluginInstance<'p> {
     plugin: &'p Plugin,
+    /// The instance checked out for the current hook call.
     live: Option<Live>,
     /// False once a call failed in a way that may have left the guest's state broken.
     reusable: bool,
@@ -147,24 +111,52 @@ pub struct PluginInstance<'p> {
 
 impl<'p> PluginInstance<'p> {
     pub(crate) fn new(plugin: &'p Plugin) -> Result<Self> {
-        let size = plugin.engine.limits.pool_size;
-        let live = match plugin.pool.take(size) {
-            Some(live) => {
-                // Forget what an earlier request's calls wrote.
-                live.stderr.take_recent();
-                plugin
-                    .stats
-                    .reuses
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                live
-            }
-            None => Self::instantiate(plugin).inspect_err(|_| plugin.pool.give_back(None, size))?,
-        };
         Ok(PluginInstance {
             plugin,
-            live: Some(live),
+            live: None,
             reusable: true,
         })
+    }
+
+    /// Check an instance out for a hook call: an idle one, else a fresh one.
+    fn checkout(&mut self) -> Result<&mut Live> {
+        if self.live.is_none() {
+            let plugin = self.plugin;
+            let live = match plugin.pool.take() {
+                Some(live) => {
+                    // Forget what an earlier call wrote.
+                    live.stderr.take_recent();
+                    plugin
+                        .stats
+                        .reuses
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    live
+                }
+                None => Self::instantiate(plugin)?,
+            };
+            self.live = Some(live);
+        }
+        Ok(self.live.as_mut().expect("checked out above"))
+    }
+
+    /// End a hook call: the instance goes back to the pool unless the call may have
+    /// broken it or it has served its share.
+    fn release(&mut self) {
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        live.uses += 1;
+        let limits = &self.plugin.engine.limits;
+        if std::mem::replace(&mut self.reusable, true) && live.uses < limits.instance_reuse {
+            self.plugin.pool.give_back(live, limits.pool_size);
+        }
+    }
+
+    /// Run a public hook: one checkout, released however it ends.
+    fn hook<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        let out = f(self);
+        self.release();
+        out
     }
 
     fn instantiate(plugin: &Plugin) -> Result<Live> {
@@ -221,16 +213,14 @@ impl<'p> PluginInstance<'p> {
             &mut Store<CallState>,
         ) -> wasmtime::Result<R>,
     ) -> Result<R> {
-        let live = self
-            .live
-            .as_mut()
-            .expect("an instance is live until dropped");
+        let plugin = self.plugin;
+        let live = self.checkout()?;
         live.store
-            .set_epoch_deadline(self.plugin.engine.deadline_ticks());
+            .set_epoch_deadline(plugin.engine.deadline_ticks());
         let guest = live.bindings.wasm_apiserver_plugin_hooks();
         let started = std::time::Instant::now();
         let out = f(guest, &mut live.store);
-        let stats = &self.plugin.stats;
+        let stats = &plugin.stats;
         super::registry::PluginStats::record(&stats.calls, &stats.call_nanos, started);
         out.map_err(|e| {
             self.reusable = false;
@@ -306,38 +296,44 @@ impl<'p> PluginInstance<'p> {
     }
 
     pub(crate) fn describe(&mut self) -> Result<wit::Resource> {
-        self.call("describe", |g, s| g.call_describe(s))
+        self.hook(|me| me.call("describe", |g, s| g.call_describe(s)))
     }
 
     /// `default`: set defaults on an object of any served version.
     pub fn default(&mut self, obj: Value) -> Result<Value> {
-        let text = json_text(&obj);
-        let out = self.call("default", |g, s| g.call_default(s, &text))?;
-        let out = out.map_err(|m| self.hook_error("default", m))?;
-        self.parse_changed("default", obj, &text, out)
+        self.hook(|me| {
+            let text = json_text(&obj);
+            let out = me.call("default", |g, s| g.call_default(s, &text))?;
+            let out = out.map_err(|m| me.hook_error("default", m))?;
+            me.parse_changed("default", obj, &text, out)
+        })
     }
 
     /// `convert`: a batch of objects to `to_version`; same length and order.
     pub fn convert(&mut self, objs: &[Value], to_version: &str) -> Result<Vec<Value>> {
-        let texts: Vec<String> = objs.iter().map(json_text).collect();
-        let out = self.call("convert", |g, s| g.call_convert(s, &texts, to_version))?;
-        let out = out.map_err(|m| self.hook_error("convert", m))?;
-        if out.len() != objs.len() {
-            return Err(self.malformed(
-                "convert",
-                format!("{} objects in, {} out", objs.len(), out.len()),
-            ));
-        }
-        out.iter().map(|t| self.parse("convert", t)).collect()
+        self.hook(|me| {
+            let texts: Vec<String> = objs.iter().map(json_text).collect();
+            let out = me.call("convert", |g, s| g.call_convert(s, &texts, to_version))?;
+            let out = out.map_err(|m| me.hook_error("convert", m))?;
+            if out.len() != objs.len() {
+                return Err(me.malformed(
+                    "convert",
+                    format!("{} objects in, {} out", objs.len(), out.len()),
+                ));
+            }
+            out.iter().map(|t| me.parse("convert", t)).collect()
+        })
     }
 
     pub fn prepare_for_create(&mut self, req: &RequestInfo, obj: Value) -> Result<Value> {
-        let text = json_text(&obj);
-        let out = self.call("prepare-for-create", |g, s| {
-            g.call_prepare_for_create(s, req, &text)
-        })?;
-        let out = out.map_err(|m| self.hook_error("prepare-for-create", m))?;
-        self.parse_changed("prepare-for-create", obj, &text, out)
+        self.hook(|me| {
+            let text = json_text(&obj);
+            let out = me.call("prepare-for-create", |g, s| {
+                g.call_prepare_for_create(s, req, &text)
+            })?;
+            let out = out.map_err(|m| me.hook_error("prepare-for-create", m))?;
+            me.parse_changed("prepare-for-create", obj, &text, out)
+        })
     }
 
     pub fn prepare_for_update(
@@ -346,12 +342,14 @@ impl<'p> PluginInstance<'p> {
         new: Value,
         old: &Value,
     ) -> Result<Value> {
-        let (text, old) = (json_text(&new), json_text(old));
-        let out = self.call("prepare-for-update", |g, s| {
-            g.call_prepare_for_update(s, req, &text, &old)
-        })?;
-        let out = out.map_err(|m| self.hook_error("prepare-for-update", m))?;
-        self.parse_changed("prepare-for-update", new, &text, out)
+        self.hook(|me| {
+            let (text, old) = (json_text(&new), json_text(old));
+            let out = me.call("prepare-for-update", |g, s| {
+                g.call_prepare_for_update(s, req, &text, &old)
+            })?;
+            let out = out.map_err(|m| me.hook_error("prepare-for-update", m))?;
+            me.parse_changed("prepare-for-update", new, &text, out)
+        })
     }
 
     /// A hook's output: the input as it was when the plugin returned the same text
@@ -371,9 +369,11 @@ impl<'p> PluginInstance<'p> {
     }
 
     pub fn validate_create(&mut self, req: &RequestInfo, obj: &Value) -> Result<Validation> {
-        let text = json_text(obj);
-        self.call("validate-create", |g, s| {
-            g.call_validate_create(s, req, &text)
+        self.hook(|me| {
+            let text = json_text(obj);
+            me.call("validate-create", |g, s| {
+                g.call_validate_create(s, req, &text)
+            })
         })
     }
 
@@ -383,44 +383,42 @@ impl<'p> PluginInstance<'p> {
         new: &Value,
         old: &Value,
     ) -> Result<Validation> {
-        let (new, old) = (json_text(new), json_text(old));
-        self.call("validate-update", |g, s| {
-            g.call_validate_update(s, req, &new, &old)
+        self.hook(|me| {
+            let (new, old) = (json_text(new), json_text(old));
+            me.call("validate-update", |g, s| {
+                g.call_validate_update(s, req, &new, &old)
+            })
         })
     }
 
     pub fn validate_delete(&mut self, req: &RequestInfo, obj: &Value) -> Result<Validation> {
-        let text = json_text(obj);
-        self.call("validate-delete", |g, s| {
-            g.call_validate_delete(s, req, &text)
+        self.hook(|me| {
+            let text = json_text(obj);
+            me.call("validate-delete", |g, s| {
+                g.call_validate_delete(s, req, &text)
+            })
         })
     }
 
     /// `print`: one row per object (all in one version).
     pub fn print(&mut self, objs: &[Value]) -> Result<Vec<Vec<Cell>>> {
-        let texts: Vec<String> = objs.iter().map(json_text).collect();
-        let out = self.call("print", |g, s| g.call_print(s, &texts))?;
-        let rows = out.map_err(|m| self.hook_error("print", m))?;
-        if rows.len() != objs.len() {
-            return Err(self.malformed(
-                "print",
-                format!("{} objects in, {} rows out", objs.len(), rows.len()),
-            ));
-        }
-        Ok(rows)
+        self.hook(|me| {
+            let texts: Vec<String> = objs.iter().map(json_text).collect();
+            let out = me.call("print", |g, s| g.call_print(s, &texts))?;
+            let rows = out.map_err(|m| me.hook_error("print", m))?;
+            if rows.len() != objs.len() {
+                return Err(me.malformed(
+                    "print",
+                    format!("{} objects in, {} rows out", objs.len(), rows.len()),
+                ));
+            }
+            Ok(rows)
+        })
     }
 }
 
 impl Drop for PluginInstance<'_> {
     fn drop(&mut self) {
-        let Some(mut live) = self.live.take() else {
-            return;
-        };
-        live.uses += 1;
-        let limits = &self.plugin.engine.limits;
-        let keep = self.reusable && live.uses < limits.instance_reuse;
-        self.plugin
-            .pool
-            .give_back(keep.then_some(live), limits.pool_size);
+        self.release();
     }
 }

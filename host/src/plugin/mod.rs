@@ -4,11 +4,11 @@
 //! Embedding reads top to bottom, as wasmtime's does: [`PluginEngine`] (Config → Engine →
 //! Linker, plus the epoch ticker and the precompiled cache) → [`Plugin::load`]
 //! (Component → InstancePre → describe → [`ResourceInfo`]) → [`Plugin::instance`]
-//! (an idle instance from the plugin's pool, or a fresh Store and instance) →
-//! [`PluginInstance`]'s typed hooks.
+//! (one request's hooks; each call checks out an idle instance from the plugin's pool,
+//! or a fresh Store and instance) → [`PluginInstance`]'s typed hooks.
 //!
-//! Isolation: an instance serves one request at a time and at most
-//! [`RuntimeLimits::instance_reuse`] requests, and is dropped after any failure that
+//! Isolation: an instance serves one hook call at a time and at most
+//! [`RuntimeLimits::instance_reuse`] calls, and is dropped after any failure that
 //! may have broken it (the policy is on [`PluginInstance`]). Fresh instances come from
 //! the pooling allocator with copy-on-write memory images (see BENCHMARKS.md). Plugins
 //! see WASI only as far as a component built by Rust's `wasm32-wasip2`, componentize-py

@@ -123,15 +123,14 @@ pub struct Flags {
     /// faster, runs slower; for a fast edit-and-reload loop).
     #[arg(long, value_enum, default_value_t = crate::plugin::Compiler::Cranelift)]
     pub plugin_compiler: crate::plugin::Compiler,
-    /// Requests one plugin instance may serve before it is dropped; 1 gives every
-    /// request a fresh instance (strict isolation, ~1 ms more per request for a Python
+    /// Hook calls one plugin instance may serve before it is dropped; 1 gives every
+    /// call a fresh instance (strict isolation, ~1.5 ms more per call for a Python
     /// plugin). An instance is never reused after a trap, a missed deadline or a
     /// malformed result.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub plugin_instance_reuse: u32,
-    /// Instances each plugin keeps, busy or idle (default: twice the CPUs, at least
-    /// 4). Requests beyond it wait briefly for one. Each instance holds the memory its
-    /// guest touched (a Python one ~7 MiB).
+    /// Idle instances each plugin keeps for reuse (default: twice the CPUs, at least
+    /// 4). Each holds the memory its guest touched (a Python one ~7 MiB).
     #[arg(long)]
     pub plugin_pool_size: Option<usize>,
     /// Linear memory cap per plugin instance, in MiB.
