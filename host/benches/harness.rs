@@ -891,7 +891,7 @@ async fn langs() {
         "spec": {"image": "nginx:1.27", "config": {"msg": "hello from the benchmark"}}});
     let req = request();
     println!();
-    println!("| hello in | component | first compile | warm start (cache), median of 5 | fresh instance | CREATE hooks, reused / fresh instance per call | GET as v1 (convert) | GET as Table (print) |");
+    println!("| hello in | component | first compile | warm start (cache), median of 5 | one call (default), reused / fresh instance | CREATE's 3 calls, reused / fresh instance per call | GET as v1 (convert) | GET as Table (print) |");
     println!("|---|---|---|---|---|---|---|---|");
     for (label, wasm) in common::hellos() {
         let size = std::fs::metadata(&wasm).unwrap().len();
@@ -944,14 +944,17 @@ async fn langs() {
                 .unwrap()
         });
         let fresh = Plugin::load(&engine(1), &wasm).unwrap();
-        let (inst, _) = time(n, || fresh.instance().unwrap());
+        let call = |p: &Plugin| p.instance().unwrap().default(foo_v2.clone()).unwrap();
+        let (call_reused, _) = time(n, || call(&plugin));
+        let (call_fresh, _) = time(n, || call(&fresh));
         let (create_fresh, _) = time(n, || create(&fresh));
         println!(
-            "| {label} | {:.1} MB | {} | {} | {} | {} / {} | {} | {} |",
+            "| {label} | {:.1} MB | {} | {} | {} / {} | {} / {} | {} | {} |",
             size as f64 / 1e6,
             ms(first),
             ms(warm),
-            us(inst),
+            us(call_reused),
+            us(call_fresh),
             us(create_reused),
             us(create_fresh),
             us(get_v1),
