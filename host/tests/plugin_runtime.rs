@@ -399,7 +399,7 @@ fn the_precompiled_cache_is_reused_and_keyed_by_content() {
     assert_eq!(again.resource.kind, "Foo");
 }
 
-/// The isolation policy: an instance serves at most `instance_reuse` requests, one at a
+/// The isolation policy: an instance serves at most `instance_reuse` hook calls, one at a
 /// time, and is never reused after a trap or a malformed result; a deliberate hook error
 /// keeps it.
 #[test]
@@ -469,7 +469,7 @@ fn instances_are_reused_within_the_limit_and_dropped_after_a_failure() {
         .unwrap();
     assert_eq!(counts(&plugin).0, instances, "served from the pool");
 
-    // Limit 1: a fresh instance for every request, nothing kept.
+    // Limit 1: a fresh instance for every call, nothing kept.
     let plugin = Plugin::load(&engine(1), &example("hello")).unwrap();
     let foo = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
                      "metadata": {"name": "a"}, "spec": {"msg": "m"}});
