@@ -84,7 +84,16 @@ fn hooks() {
     let req = request();
     let obj = foo_v1(1);
     let n = 2000;
-    let (inst, _) = time(n, || plugin.instance().unwrap());
+    // A call on a fresh instance: instances are checked out per call, lazily.
+    let strict = PluginEngine::new(
+        RuntimeLimits {
+            instance_reuse: 1,
+            ..RuntimeLimits::default()
+        },
+        None,
+    )
+    .unwrap();
+    let fresh = Plugin::load(&strict, &root().join("target/plugins/hello.wasm")).unwrap();
     let (create, create99) = time(n, || {
         let mut i = plugin.instance().unwrap();
         let d = i.default(obj.clone()).unwrap();
@@ -103,6 +112,13 @@ fn hooks() {
         .pop()
         .unwrap();
     let (validate, _) = time(n, || one.validate_create(&req, &v2).unwrap());
+    let (validate_fresh, _) = time(n, || {
+        fresh
+            .instance()
+            .unwrap()
+            .validate_create(&req, &v2)
+            .unwrap()
+    });
     let batch: Vec<Value> = (0..100).map(foo_v1).collect();
     let (convert100, _) = time(200, || {
         plugin.instance().unwrap().convert(&batch, "v2").unwrap()
@@ -116,11 +132,14 @@ fn hooks() {
     println!("| hooks (hello plugin) | median | note |");
     println!("|---|---|---|");
     println!(
-        "| instantiate (fresh instance) | {} | pooling allocator, copy-on-write image |",
-        us(inst)
+        "| validate-create on a fresh instance (`--plugin-instance-reuse 1`) | {} | pooling allocator, copy-on-write image |",
+        us(validate_fresh)
     );
-    println!("| create's hooks: instantiate+default+convert+prepare+validate, 1 KiB | {} (p99 {}) | target < 50 µs |", us(create), us(create99));
-    println!("| validate-create alone, 1 KiB | {} | |", us(validate));
+    println!("| create's hooks: default+convert+prepare+validate (reused instances), 1 KiB | {} (p99 {}) | target < 50 µs |", us(create), us(create99));
+    println!(
+        "| validate-create on a reused instance, 1 KiB | {} | |",
+        us(validate)
+    );
     println!(
         "| convert batch of 100 (v1→v2) | {} = {} per object | target < 10 µs/object |",
         us(convert100),
