@@ -15,6 +15,8 @@ const V2_FIELDS_ANNOTATION = "hello.zeng.dev/v2-fields";
 const DEFAULT_IMAGE = "busybox";
 const DEFAULT_MSG1 = "hello";
 const MAX_MSG_LEN = 256;
+// Unicode's White_Space property, as Rust's `char::is_whitespace` (`\s` differs).
+const WHITESPACE = /[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
 
 const SCHEMA_V1 = JSON.stringify({
   type: "object",
@@ -97,8 +99,15 @@ function v1ToV2(foo) {
     } catch (e) {
       throw new sdk.HookError(`annotation ${V2_FIELDS_ANNOTATION} is not valid: ${e.message}`);
     }
+    if (extra === null || typeof extra !== "object" || Array.isArray(extra)) {
+      throw new sdk.HookError(`annotation ${V2_FIELDS_ANNOTATION} is not valid: not a JSON object`);
+    }
+    if (isSet(extra.image) && typeof extra.image !== "string") {
+      throw new sdk.HookError(`annotation ${V2_FIELDS_ANNOTATION} is not valid: image is not a string`);
+    }
   }
-  const spec = { image: extra.image || DEFAULT_IMAGE };
+  // v1 cannot say which image: a v1 object converts to a complete v2 one.
+  const spec = { image: isSet(extra.image) ? extra.image : DEFAULT_IMAGE };
   const config = pick(foo.spec, ["msg", "msg1"]);
   if (Object.keys(config).length > 0) spec.config = config;
   const out = { apiVersion: `${GROUP}/v2`, kind: foo.kind ?? "Foo", metadata, spec };
@@ -129,7 +138,7 @@ function validateV2(foo) {
   const image = sdk.get(foo, ".spec.image");
   if (!image) {
     errors.push(spec.child("image").required());
-  } else if (/\s/.test(image)) {
+  } else if (WHITESPACE.test(image)) {
     errors.push(spec.child("image").invalid(image, "must not contain whitespace"));
   }
   const config = sdk.get(foo, ".spec.config") ?? {};

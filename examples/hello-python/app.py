@@ -10,6 +10,7 @@ default, and `status`) travels in the `hello.zeng.dev/v2-fields` annotation.
 """
 
 import json
+import re
 
 import wasm_apiserver_sdk as sdk
 
@@ -18,6 +19,8 @@ V2_FIELDS_ANNOTATION = "hello.zeng.dev/v2-fields"
 DEFAULT_IMAGE = "busybox"
 DEFAULT_MSG1 = "hello"
 MAX_MSG_LEN = 256
+# Unicode's White_Space property, as Rust's `char::is_whitespace` (str.isspace differs).
+WHITESPACE = re.compile("[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 
 SCHEMA_V1 = json.dumps({
     "type": "object",
@@ -95,8 +98,14 @@ def v1_to_v2(foo):
             extra = json.loads(text)
         except ValueError as e:
             raise sdk.HookError(f"annotation {V2_FIELDS_ANNOTATION} is not valid: {e}")
+        if not isinstance(extra, dict):
+            raise sdk.HookError(f"annotation {V2_FIELDS_ANNOTATION} is not valid: not a JSON object")
+        if not isinstance(extra.get("image", ""), (str, type(None))):
+            raise sdk.HookError(f"annotation {V2_FIELDS_ANNOTATION} is not valid: image is not a string")
     spec_v1 = foo.get("spec", {})
-    spec = {"image": extra.get("image") or DEFAULT_IMAGE}
+    image = extra.get("image")
+    # v1 cannot say which image: a v1 object converts to a complete v2 one.
+    spec = {"image": DEFAULT_IMAGE if image is None else image}
     config = {k: spec_v1[k] for k in ("msg", "msg1") if spec_v1.get(k) is not None}
     if config:
         spec["config"] = config
@@ -118,7 +127,7 @@ def v2_to_v1(foo):
         extra["status"] = foo["status"]
     if extra:
         annotations = metadata.setdefault("annotations", {})
-        annotations[V2_FIELDS_ANNOTATION] = json.dumps(extra, separators=(",", ":"))
+        annotations[V2_FIELDS_ANNOTATION] = json.dumps(extra, separators=(",", ":"), ensure_ascii=False)
     config = spec_v2.get("config") or {}
     spec = {k: config[k] for k in ("msg", "msg1") if config.get(k) is not None}
     return {"apiVersion": f"{GROUP}/v1", "kind": foo.get("kind", "Foo"),
@@ -132,7 +141,7 @@ def validate_v2(foo):
     image = sdk.get(foo, ".spec.image")
     if not image:
         errs.append(spec.child("image").required())
-    elif any(c.isspace() for c in image):
+    elif WHITESPACE.search(image):
         errs.append(spec.child("image").invalid(image, "must not contain whitespace"))
     config = sdk.get(foo, ".spec.config") or {}
     for name in ("msg", "msg1"):

@@ -160,7 +160,7 @@ def _cell(value: Any, type_: str) -> types.Cell:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class Path:

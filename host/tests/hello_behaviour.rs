@@ -7,7 +7,7 @@ mod common;
 
 use common::server::Server;
 use common::{FOO_V1, FOO_V2};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// kubectl against one server, in one namespace.
 struct Ns<'a> {
@@ -66,6 +66,7 @@ const CASES: &[Case] = &[
     ("status subresource", status_subresource),
     ("tables", tables),
     ("a broken conversion annotation", broken_annotation),
+    ("edge cases", edge_cases),
 ];
 
 fn run(label: &str, wasm: &std::path::Path) {
@@ -557,4 +558,68 @@ fn broken_annotation(k: &Ns) {
     assert_eq!(k.ok(&["get", "fo", "-o", "name"]), "", "nothing was stored");
     // The plugin keeps serving the next request.
     k.create(&bad.replace("broken", "fine").replace("'not json'", "'{}'"));
+}
+
+/// Where implementations in different languages drift apart: what counts as whitespace
+/// (Unicode's White_Space, as Rust's `char::is_whitespace`), an empty or mistyped image
+/// in the conversion annotation, non-ASCII text in it.
+fn edge_cases(k: &Ns) {
+    let foo = |name: &str, image: &str| {
+        json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo",
+               "metadata": {"name": name}, "spec": {"image": image}})
+        .to_string()
+    };
+    // U+0085 (NEL) and U+3000 are White_Space; U+001C and U+FEFF are not.
+    for (name, image) in [("nel", "a\u{85}b"), ("ideographic", "a\u{3000}b")] {
+        let err = k.refused(&foo(name, image));
+        assert!(err.contains("must not contain whitespace"), "{name}: {err}");
+    }
+    k.create(&foo("fs", "a\u{1c}b"));
+    k.create(&foo("bom", "a\u{feff}b"));
+
+    let v1 = |name: &str, annotation: &str| {
+        json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
+               "metadata": {"name": name, "annotations": {"hello.zeng.dev/v2-fields": annotation}},
+               "spec": {"msg": "m"}})
+        .to_string()
+    };
+    // An empty image in the annotation stays empty, and is then required.
+    let err = k.refused(&v1("empty-image", r#"{"image":""}"#));
+    assert!(err.contains("spec.image: Required value"), "{err}");
+    // Not the annotation's shape: the plugin refuses to convert, naming it.
+    for (name, text) in [
+        ("number-image", r#"{"image":5}"#),
+        ("not-an-object", r#""5""#),
+    ] {
+        let err = k.refused(&v1(name, text));
+        assert!(
+            err.contains(&format!(
+                "plugin {}: convert failed: annotation hello.zeng.dev/v2-fields is not valid: ",
+                k.file
+            )),
+            "{name}: {err}"
+        );
+    }
+    // Non-ASCII text travels in the annotation as written.
+    k.create(&foo("accents", "a:1"));
+    k.ok(&[
+        "patch",
+        "fo",
+        "accents",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Prêt"}}"#,
+    ]);
+    let as_v1 = k.json(&["get", "foos.v1.hello.zeng.dev", "accents"]);
+    assert_eq!(
+        as_v1["metadata"]["annotations"]["hello.zeng.dev/v2-fields"],
+        r#"{"image":"a:1","status":{"phase":"Prêt"}}"#
+    );
+    let names = k.ok(&["get", "fo", "-o", "name"]);
+    assert_eq!(
+        names.lines().count(),
+        3,
+        "only the valid ones were stored: {names}"
+    );
 }

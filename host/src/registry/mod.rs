@@ -30,8 +30,8 @@ const MAX_UPDATE_RETRIES: usize = 16;
 pub struct Registry {
     pub plugins: Arc<PluginRegistry>,
     pub storage: Arc<dyn Storage>,
-    /// Watch caches, one per resource, created on first watch (or list at
-    /// `resourceVersion=0`).
+    /// Watch caches, one per resource (all started with the server); reads in another
+    /// version or as a Table reuse their remembered conversions and cells.
     pub watch: WatchCaches,
 }
 
@@ -279,9 +279,13 @@ impl Registry {
     }
 
     /// For each object read from storage (in any version), the watch cache's copy when
-    /// it holds the object at the same revision.
-    fn held(&self, t: &Target, objs: &[Value]) -> (Arc<Cacher>, Vec<Option<Arc<CachedObject>>>) {
-        let cacher = self.cacher(t);
+    /// the cache runs on this plugin build and holds the object at the same revision.
+    fn held(
+        &self,
+        t: &Target,
+        objs: &[Value],
+    ) -> Option<(Arc<Cacher>, Vec<Option<Arc<CachedObject>>>)> {
+        let cacher = self.watch.serving(&t.plugin)?;
         let held = objs
             .iter()
             .map(|o| {
@@ -289,7 +293,7 @@ impl Registry {
                 cacher.current(&key).filter(|c| c.revision == rv)
             })
             .collect();
-        (cacher, held)
+        Some((cacher, held))
     }
 
     /// [`Self::to_request_version`] for reads, which have no instance yet. An object the
@@ -301,7 +305,10 @@ impl Registry {
         if t.version == t.resource().storage_version || objs.is_empty() {
             return Ok(objs);
         }
-        let (cacher, held) = self.held(t, &objs);
+        let Some((cacher, held)) = self.held(t, &objs) else {
+            let mut inst = hooks(|| t.plugin.instance())?;
+            return self.to_request_version(t, &mut inst, objs);
+        };
         let version: Arc<str> = t.version.as_str().into();
         let hits: Vec<&Arc<CachedObject>> = held.iter().flatten().collect();
         let mut converted = cacher.in_version(&hits, &version)?.into_iter();
@@ -1058,7 +1065,9 @@ impl Registry {
         if objs.is_empty() {
             return Ok(Vec::new());
         }
-        let (cacher, held) = self.held(t, objs);
+        let Some((cacher, held)) = self.held(t, objs) else {
+            return Ok(hooks(|| t.plugin.instance()?.print(objs))?);
+        };
         let version: Arc<str> = t.version.as_str().into();
         let hits: Vec<&Arc<CachedObject>> = held.iter().flatten().collect();
         let mut printed = cacher.rows(&hits, &version)?.into_iter();

@@ -625,15 +625,14 @@ impl Cacher {
         objs: &[&Arc<CachedObject>],
         version: &Arc<str>,
     ) -> ApiResult<Vec<Arc<Vec<Cell>>>> {
-        let todo: Vec<&Arc<CachedObject>> = objs
-            .iter()
-            .copied()
-            .filter(|o| o.printed(version).is_none())
-            .collect();
+        let mut out: Vec<Option<Arc<Vec<Cell>>>> =
+            objs.iter().map(|o| o.printed(version)).collect();
+        let todo: Vec<usize> = (0..objs.len()).filter(|&i| out[i].is_none()).collect();
         if !todo.is_empty() {
             let plugin = self.plugin();
+            let missing: Vec<&Arc<CachedObject>> = todo.iter().map(|&i| objs[i]).collect();
             let plain: Vec<Value> = self
-                .in_version(&todo, version)?
+                .in_version(&missing, version)?
                 .iter()
                 .map(|v| (**v).clone())
                 .collect();
@@ -641,13 +640,18 @@ impl Cacher {
             let rows = tokio::task::block_in_place(|| {
                 plugin.instance().and_then(|mut i| i.print(&plain))
             })?;
-            for (o, r) in todo.iter().zip(rows) {
-                o.forms().printed.push((version.clone(), Arc::new(r)));
+            let current = Arc::ptr_eq(&self.plugin(), &plugin);
+            for (&i, r) in todo.iter().zip(rows) {
+                let r = Arc::new(r);
+                if current {
+                    objs[i].forms().printed.push((version.clone(), r.clone()));
+                }
+                out[i] = Some(r);
             }
         }
-        Ok(objs
-            .iter()
-            .map(|o| o.printed(version).expect("printed above"))
+        Ok(out
+            .into_iter()
+            .map(|r| r.expect("every object filled"))
             .collect())
     }
 
@@ -669,26 +673,30 @@ impl Cacher {
         if **version == plugin.resource.storage_version {
             return Ok(objs.iter().map(|o| Arc::new(o.value.clone())).collect());
         }
-        let todo: Vec<&Arc<CachedObject>> = objs
-            .iter()
-            .copied()
-            .filter(|o| o.converted(version).is_none())
-            .collect();
+        let mut out: Vec<Option<Arc<Value>>> = objs.iter().map(|o| o.converted(version)).collect();
+        let todo: Vec<usize> = (0..objs.len()).filter(|&i| out[i].is_none()).collect();
         if !todo.is_empty() {
             self.stats.conversions.fetch_add(1, Ordering::Relaxed);
-            let input: Vec<Value> = todo.iter().map(|o| o.value.clone()).collect();
-            let out = tokio::task::block_in_place(|| {
+            let input: Vec<Value> = todo.iter().map(|&i| objs[i].value.clone()).collect();
+            let converted = tokio::task::block_in_place(|| {
                 plugin
                     .instance()
                     .and_then(|mut i| i.convert(&input, version))
             })?;
-            for (o, v) in todo.iter().zip(out) {
-                o.forms().converted.push((version.clone(), Arc::new(v)));
+            // Remember them only if no reload swapped the plugin meanwhile (a swap
+            // forgets what the old build produced).
+            let current = Arc::ptr_eq(&self.plugin(), &plugin);
+            for (&i, v) in todo.iter().zip(converted) {
+                let v = Arc::new(v);
+                if current {
+                    objs[i].forms().converted.push((version.clone(), v.clone()));
+                }
+                out[i] = Some(v);
             }
         }
-        Ok(objs
-            .iter()
-            .map(|o| o.converted(version).expect("converted above"))
+        Ok(out
+            .into_iter()
+            .map(|v| v.expect("every object filled"))
             .collect())
     }
 }
@@ -736,6 +744,18 @@ impl WatchCaches {
         let c = Cacher::start(plugin.clone(), storage.clone(), self.settings.clone());
         caches.insert(key, c.clone());
         c
+    }
+
+    /// The cache of a plugin's resource if it runs on exactly this plugin build: reads
+    /// use it to reuse remembered conversions, and must neither start a cache nor swap
+    /// one back to a build a reload replaced while they were in flight.
+    pub fn serving(&self, plugin: &Arc<Plugin>) -> Option<Arc<Cacher>> {
+        let r = &plugin.resource;
+        let caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        caches
+            .get(&(r.group.clone(), r.plural.clone()))
+            .filter(|c| Arc::ptr_eq(&c.plugin(), plugin))
+            .cloned()
     }
 
     /// Stop the caches of resources `catalog` no longer serves (their watchers end).
