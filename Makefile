@@ -52,7 +52,7 @@ lang-plugins: $(LANG_OUT)/hello-python.wasm $(LANG_OUT)/hello-js.wasm \
   target/test-plugins/misbehave-python.wasm target/test-plugins/misbehave-js.wasm
 
 $(COMPONENTIZE_PY):
-	@command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1 || { \
+	@command -v python3 >/dev/null && python3 -c 'import ensurepip, venv' 2>/dev/null || { \
 	  echo "installing python3 and python3-venv (apt-get)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv >/dev/null; }
 	python3 -m venv $(PY_TOOLS)
@@ -129,7 +129,7 @@ lang-unit-tests: $(COMPONENTIZE_PY) $(JS_TOOLS)
 	rm -rf target/py-bindings && $(COMPONENTIZE_PY) -d wit -w plugin bindings target/py-bindings
 	PYTHONPATH=target/py-bindings:guests/python:examples/hello-python \
 	  $(PY_TOOLS)/bin/python -m unittest discover -s examples/hello-python
-	node --import ./guests/js/test-host.mjs --test examples/hello-js/
+	node --import ./guests/js/test-host.mjs --test examples/hello-js/*.test.mjs
 
 ## bench: the benchmark harness (release build); prints a table.
 bench: plugins

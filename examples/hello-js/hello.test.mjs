@@ -1,5 +1,5 @@
 // The JavaScript hello's logic, tested natively in Node: no Wasm, no host.
-//   node --import ./guests/js/test-host.mjs --test examples/hello-js/
+//   node --import ./guests/js/test-host.mjs --test examples/hello-js/*.test.mjs
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { hooks } from "./hello.js";

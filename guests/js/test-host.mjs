@@ -1,6 +1,6 @@
 // Run a JavaScript plugin's module in Node for unit tests: the host's imports
 // (`wasm-apiserver:plugin/host@0.1.0`) resolve to a stand-in that prints log lines.
-//   node --import ./guests/js/test-host.mjs --test examples/hello-js/
+//   node --import ./guests/js/test-host.mjs --test examples/hello-js/*.test.mjs
 import { register } from "node:module";
 
 register(

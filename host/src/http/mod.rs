@@ -818,7 +818,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         (
             "wasm_apiserver_plugin_instance_reuses_total",
             "counter",
-            "Requests whose hooks ran on an instance an earlier request created.",
+            "Hook calls that ran on an instance an earlier call created.",
             |p| p.stats.reuses.load(Relaxed) as f64,
         ),
         (

@@ -25,8 +25,8 @@ pub struct RuntimeLimits {
     /// Wall-clock time one hook call may run (epoch interruption, checked every
     /// `EPOCH_TICK`). Default 1 s: hooks are pure functions of their input.
     pub call_deadline: Duration,
-    /// Instances that may exist at once across all plugins (pooling allocator).
-    /// Default 256: one per in-flight request; more requests wait for a slot's error.
+    /// Instances that may exist at once across all plugins (pooling allocator): one per
+    /// running hook call plus the pools' idle ones. Default 256.
     pub max_instances: u32,
     /// Which compiler turns components into machine code.
     pub compiler: Compiler,
@@ -35,7 +35,8 @@ pub struct RuntimeLimits {
     pub instance_reuse: u32,
     /// Idle instances one plugin keeps for reuse. An instance is checked out for one
     /// hook call at a time, so about as many exist as calls run at once. Default: twice
-    /// the CPUs, at least 4.
+    /// the CPUs, between 4 and 16 (idle instances hold slots of the shared pooling
+    /// allocator: a Python instance takes 14 of its `4 × max_instances` core instances).
     pub pool_size: usize,
 }
 
@@ -59,7 +60,7 @@ impl Default for RuntimeLimits {
             instance_reuse: 1000,
             pool_size: std::thread::available_parallelism()
                 .map_or(4, |n| n.get() * 2)
-                .max(4),
+                .clamp(4, 16),
         }
     }
 }

@@ -46,8 +46,13 @@ impl GuestOutput {
     }
 
     /// What was written since the last call (at most the last 4 KiB), and forget it.
+    /// A line left unfinished is logged now, so that it is not glued to the next call's.
     pub(crate) fn take_recent(&self) -> String {
         let mut s = self.state.lock().expect("output lock");
+        if !s.line.is_empty() {
+            let line = std::mem::take(&mut s.line);
+            self.emit(&line);
+        }
         String::from_utf8_lossy(&std::mem::take(&mut s.recent)).into_owned()
     }
 
@@ -145,6 +150,12 @@ mod tests {
         assert_eq!(out.take_recent(), "");
         out.append(&vec![b'x'; 10_000]);
         assert_eq!(out.take_recent().len(), KEEP_BYTES);
+        out.append(b"no newline");
+        out.take_recent();
+        assert!(
+            out.state.lock().unwrap().line.is_empty(),
+            "an unfinished line is logged"
+        );
         // A line longer than MAX_LINE went out in pieces: nothing grows without bound.
         assert!(out.state.lock().unwrap().line.len() < MAX_LINE);
     }

@@ -37,7 +37,7 @@ pub struct Plugin {
 pub struct PluginStats {
     /// Instances created (a reused one counts once).
     pub instances: std::sync::atomic::AtomicU64,
-    /// Requests served by an instance an earlier request created.
+    /// Hook calls that ran on an instance an earlier call created.
     pub reuses: std::sync::atomic::AtomicU64,
     pub instantiate_nanos: std::sync::atomic::AtomicU64,
     pub calls: std::sync::atomic::AtomicU64,

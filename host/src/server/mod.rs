@@ -124,13 +124,13 @@ pub struct Flags {
     #[arg(long, value_enum, default_value_t = crate::plugin::Compiler::Cranelift)]
     pub plugin_compiler: crate::plugin::Compiler,
     /// Hook calls one plugin instance may serve before it is dropped; 1 gives every
-    /// call a fresh instance (strict isolation, ~1.5 ms more per call for a Python
+    /// call a fresh instance (strict isolation, ~2 ms more per call for a Python
     /// plugin). An instance is never reused after a trap, a missed deadline or a
     /// malformed result.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub plugin_instance_reuse: u32,
-    /// Idle instances each plugin keeps for reuse (default: twice the CPUs, at least
-    /// 4). Each holds the memory its guest touched (a Python one ~7 MiB).
+    /// Idle instances each plugin keeps for reuse (default: twice the CPUs, 4 to
+    /// 16). Each holds the memory its guest touched (a Python one ~7 MiB).
     #[arg(long)]
     pub plugin_pool_size: Option<usize>,
     /// Linear memory cap per plugin instance, in MiB.
