@@ -305,35 +305,49 @@ impl Registry {
         if t.version == t.resource().storage_version || objs.is_empty() {
             return Ok(objs);
         }
-        let Some((cacher, held)) = self.held(t, &objs) else {
-            let mut inst = hooks(|| t.plugin.instance())?;
-            return self.to_request_version(t, &mut inst, objs);
+        self.through_cache(
+            t,
+            &objs,
+            |cacher, hits, version| cacher.in_version(hits, version),
+            |objs| Ok(hooks(|| t.plugin.instance()?.convert(objs, &t.version))?),
+        )
+    }
+
+    /// A per-object read hook for `objs` (read from storage, in the request's version):
+    /// through the watch cache (`cached`, which remembers results) for the objects it
+    /// holds at the same revision, through the plugin (`direct`) for the others; one
+    /// call each, results in `objs`' order.
+    fn through_cache<T: Clone>(
+        &self,
+        t: &Target,
+        objs: &[Value],
+        cached: impl FnOnce(&Cacher, &[&Arc<CachedObject>], &Arc<str>) -> ApiResult<Vec<Arc<T>>>,
+        direct: impl FnOnce(&[Value]) -> ApiResult<Vec<T>>,
+    ) -> ApiResult<Vec<T>> {
+        let Some((cacher, held)) = self.held(t, objs) else {
+            return direct(objs);
         };
         let version: Arc<str> = t.version.as_str().into();
         let hits: Vec<&Arc<CachedObject>> = held.iter().flatten().collect();
-        let mut converted = cacher.in_version(&hits, &version)?.into_iter();
-        let (mut out, mut misses) = (Vec::with_capacity(objs.len()), Vec::new());
-        for (obj, held) in objs.into_iter().zip(&held) {
-            match held {
-                Some(_) => out.push(Some(
-                    converted.next().expect("one per hit").as_ref().clone(),
-                )),
-                None => {
-                    out.push(None);
-                    misses.push(obj);
-                }
-            }
+        let mut remembered = cached(&cacher, &hits, &version)?.into_iter();
+        let misses: Vec<Value> = objs
+            .iter()
+            .zip(&held)
+            .filter(|(_, h)| h.is_none())
+            .map(|(o, _)| o.clone())
+            .collect();
+        let mut fresh = if misses.is_empty() {
+            Vec::new()
+        } else {
+            direct(&misses)?
         }
-        if !misses.is_empty() {
-            let mut inst = hooks(|| t.plugin.instance())?;
-            let mut fresh = self.to_request_version(t, &mut inst, misses)?.into_iter();
-            for slot in out.iter_mut().filter(|s| s.is_none()) {
-                *slot = fresh.next();
-            }
-        }
-        Ok(out
-            .into_iter()
-            .map(|o| o.expect("every slot filled"))
+        .into_iter();
+        Ok(held
+            .iter()
+            .map(|h| match h {
+                Some(_) => remembered.next().expect("one per hit").as_ref().clone(),
+                None => fresh.next().expect("one per miss"),
+            })
             .collect())
     }
 
@@ -1065,31 +1079,12 @@ impl Registry {
         if objs.is_empty() {
             return Ok(Vec::new());
         }
-        let Some((cacher, held)) = self.held(t, objs) else {
-            return Ok(hooks(|| t.plugin.instance()?.print(objs))?);
-        };
-        let version: Arc<str> = t.version.as_str().into();
-        let hits: Vec<&Arc<CachedObject>> = held.iter().flatten().collect();
-        let mut printed = cacher.rows(&hits, &version)?.into_iter();
-        let misses: Vec<Value> = objs
-            .iter()
-            .zip(&held)
-            .filter(|(_, h)| h.is_none())
-            .map(|(o, _)| o.clone())
-            .collect();
-        let mut fresh = if misses.is_empty() {
-            Vec::new()
-        } else {
-            hooks(|| t.plugin.instance()?.print(&misses))?
-        }
-        .into_iter();
-        Ok(held
-            .iter()
-            .map(|h| match h {
-                Some(_) => printed.next().expect("one per hit").as_ref().clone(),
-                None => fresh.next().expect("one per miss"),
-            })
-            .collect())
+        self.through_cache(
+            t,
+            objs,
+            |cacher, hits, version| cacher.rows(hits, version),
+            |objs| Ok(hooks(|| t.plugin.instance()?.print(objs))?),
+        )
     }
 }
 
