@@ -123,20 +123,16 @@ impl CachedObject {
             .map(|(_, b)| b.clone())
     }
 
-    fn converted(&self, version: &str) -> Option<Arc<Value>> {
-        self.forms()
-            .converted
+    /// What `form` remembers for `version`, if anything.
+    fn remembered<T>(
+        &self,
+        form: fn(&mut Forms) -> &mut Vec<(Arc<str>, Arc<T>)>,
+        version: &str,
+    ) -> Option<Arc<T>> {
+        form(&mut self.forms())
             .iter()
             .find(|(v, _)| &**v == version)
-            .map(|(_, o)| o.clone())
-    }
-
-    fn printed(&self, version: &str) -> Option<Arc<Vec<Cell>>> {
-        self.forms()
-            .printed
-            .iter()
-            .find(|(v, _)| &**v == version)
-            .map(|(_, r)| r.clone())
+            .map(|(_, x)| x.clone())
     }
 }
 
@@ -625,33 +621,53 @@ impl Cacher {
         objs: &[&Arc<CachedObject>],
         version: &Arc<str>,
     ) -> ApiResult<Vec<Arc<Vec<Cell>>>> {
-        let mut out: Vec<Option<Arc<Vec<Cell>>>> =
-            objs.iter().map(|o| o.printed(version)).collect();
+        self.remember(
+            objs,
+            version,
+            |f| &mut f.printed,
+            |plugin, missing| {
+                let plain: Vec<Value> = self
+                    .in_version(missing, version)?
+                    .iter()
+                    .map(|v| (**v).clone())
+                    .collect();
+                self.stats.prints.fetch_add(1, Ordering::Relaxed);
+                Ok(tokio::task::block_in_place(|| {
+                    plugin.instance().and_then(|mut i| i.print(&plain))
+                })?)
+            },
+        )
+    }
+
+    /// A per-object result in `version` for each object: the one remembered in `form`,
+    /// or computed for all missing ones in one `compute` call and remembered, unless a
+    /// reload swapped the plugin meanwhile (a swap forgets what the old build produced).
+    fn remember<T>(
+        &self,
+        objs: &[&Arc<CachedObject>],
+        version: &Arc<str>,
+        form: fn(&mut Forms) -> &mut Vec<(Arc<str>, Arc<T>)>,
+        compute: impl FnOnce(&Arc<Plugin>, &[&Arc<CachedObject>]) -> ApiResult<Vec<T>>,
+    ) -> ApiResult<Vec<Arc<T>>> {
+        let mut out: Vec<Option<Arc<T>>> =
+            objs.iter().map(|o| o.remembered(form, version)).collect();
         let todo: Vec<usize> = (0..objs.len()).filter(|&i| out[i].is_none()).collect();
         if !todo.is_empty() {
             let plugin = self.plugin();
             let missing: Vec<&Arc<CachedObject>> = todo.iter().map(|&i| objs[i]).collect();
-            let plain: Vec<Value> = self
-                .in_version(&missing, version)?
-                .iter()
-                .map(|v| (**v).clone())
-                .collect();
-            self.stats.prints.fetch_add(1, Ordering::Relaxed);
-            let rows = tokio::task::block_in_place(|| {
-                plugin.instance().and_then(|mut i| i.print(&plain))
-            })?;
+            let computed = compute(&plugin, &missing)?;
             let current = Arc::ptr_eq(&self.plugin(), &plugin);
-            for (&i, r) in todo.iter().zip(rows) {
-                let r = Arc::new(r);
+            for (&i, x) in todo.iter().zip(computed) {
+                let x = Arc::new(x);
                 if current {
-                    objs[i].forms().printed.push((version.clone(), r.clone()));
+                    form(&mut objs[i].forms()).push((version.clone(), x.clone()));
                 }
-                out[i] = Some(r);
+                out[i] = Some(x);
             }
         }
         Ok(out
             .into_iter()
-            .map(|r| r.expect("every object filled"))
+            .map(|x| x.expect("every object filled"))
             .collect())
     }
 
@@ -673,31 +689,20 @@ impl Cacher {
         if **version == plugin.resource.storage_version {
             return Ok(objs.iter().map(|o| Arc::new(o.value.clone())).collect());
         }
-        let mut out: Vec<Option<Arc<Value>>> = objs.iter().map(|o| o.converted(version)).collect();
-        let todo: Vec<usize> = (0..objs.len()).filter(|&i| out[i].is_none()).collect();
-        if !todo.is_empty() {
-            self.stats.conversions.fetch_add(1, Ordering::Relaxed);
-            let input: Vec<Value> = todo.iter().map(|&i| objs[i].value.clone()).collect();
-            let converted = tokio::task::block_in_place(|| {
-                plugin
-                    .instance()
-                    .and_then(|mut i| i.convert(&input, version))
-            })?;
-            // Remember them only if no reload swapped the plugin meanwhile (a swap
-            // forgets what the old build produced).
-            let current = Arc::ptr_eq(&self.plugin(), &plugin);
-            for (&i, v) in todo.iter().zip(converted) {
-                let v = Arc::new(v);
-                if current {
-                    objs[i].forms().converted.push((version.clone(), v.clone()));
-                }
-                out[i] = Some(v);
-            }
-        }
-        Ok(out
-            .into_iter()
-            .map(|v| v.expect("every object filled"))
-            .collect())
+        self.remember(
+            objs,
+            version,
+            |f| &mut f.converted,
+            |plugin, missing| {
+                self.stats.conversions.fetch_add(1, Ordering::Relaxed);
+                let input: Vec<Value> = missing.iter().map(|o| o.value.clone()).collect();
+                Ok(tokio::task::block_in_place(|| {
+                    plugin
+                        .instance()
+                        .and_then(|mut i| i.convert(&input, version))
+                })?)
+            },
+        )
     }
 }
 
