@@ -1,5 +1,6 @@
 //! Start-up: flags, plugins, storage, TLS, the listener and graceful shutdown.
 
+pub mod cli;
 pub mod manifests;
 pub mod reload;
 pub mod tls;
@@ -124,13 +125,13 @@ pub struct Flags {
     #[arg(long, value_enum, default_value_t = crate::plugin::Compiler::Cranelift)]
     pub plugin_compiler: crate::plugin::Compiler,
     /// Hook calls one plugin instance may serve before it is dropped; 1 gives every
-    /// call a fresh instance (strict isolation, ~2 ms more per call for a Python
-    /// plugin). An instance is never reused after a trap, a missed deadline or a
+    /// call a fresh instance (strict isolation, at the cost BENCHMARKS.md measures for
+    /// big guests). An instance is never reused after a trap, a missed deadline or a
     /// malformed result.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub plugin_instance_reuse: u32,
     /// Idle instances each plugin keeps for reuse (default: twice the CPUs, 4 to
-    /// 16). Each holds the memory its guest touched (a Python one ~7 MiB).
+    /// 16). Each holds the memory its guest touched (BENCHMARKS.md has the figures).
     #[arg(long)]
     pub plugin_pool_size: Option<usize>,
     /// Linear memory cap per plugin instance, in MiB.
@@ -187,8 +188,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let plugins = Arc::new(PluginRegistry::new(engine));
     let catalog = tokio::task::block_in_place(|| plugins.load_dir(&flags.plugin_dir))?;
     // Compiling plugins (a first start, or a changed file) leaves cranelift's working
-    // memory in malloc's free lists: hand it back to the OS. Measured: idle RSS after
-    // a first start 43.6 MiB without this; 21 MiB after a start from the cache.
+    // memory in malloc's free lists: hand it back to the OS (idle RSS halves; the
+    // figure is in BENCHMARKS.md).
     // SAFETY: malloc_trim only releases free memory; it has no preconditions.
     #[cfg(target_os = "linux")]
     unsafe {

@@ -4,9 +4,7 @@
 //! what a plugin prints reaches the server log with its name, and a warm restart loads
 //! the big components from the precompiled cache.
 
-mod common;
-
-use common::server::Server;
+use crate::common::server::Server;
 
 fn server(flags: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
@@ -14,7 +12,7 @@ fn server(flags: &[&str]) -> Server {
     std::fs::create_dir_all(&plugins).unwrap();
     for name in ["misbehave-python", "misbehave-js"] {
         std::fs::copy(
-            common::test_plugin(name),
+            crate::common::test_plugin(name),
             plugins.join(format!("{name}.wasm")),
         )
         .unwrap();

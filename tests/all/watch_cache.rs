@@ -2,8 +2,6 @@
 //! not read is closed once its queue is full, never buffered without bound, and a
 //! closed watcher is unregistered.
 
-mod common;
-
 use futures::StreamExt as _;
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -39,7 +37,7 @@ fn object(name: &str) -> Vec<u8> {
 async fn a_watcher_that_falls_behind_is_closed_and_unregistered() {
     let dir = tempfile::tempdir().unwrap();
     let engine = PluginEngine::new(RuntimeLimits::default(), None).unwrap();
-    let plugin = Arc::new(Plugin::load(&engine, &common::example("hello")).unwrap());
+    let plugin = Arc::new(Plugin::load(&engine, &crate::common::example("hello")).unwrap());
     let storage: Arc<dyn Storage> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     let settings = WatchSettings {
         watcher_queue: 3,

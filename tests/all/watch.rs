@@ -2,10 +2,8 @@
 //! versions, resume, 410 Expired, bookmarks, initial events, Table watches, shared
 //! conversion, and every bad input with the Status kube-apiserver gives.
 
-mod common;
-
-use common::events::{brief, Events};
-use common::server::Server;
+use crate::common::events::{brief, Events};
+use crate::common::server::Server;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -2,11 +2,9 @@
 //! acting as the aggregator (front-proxy client certificates from rcgen) and a stand-in
 //! kube-apiserver for TokenReview and SubjectAccessReview (tests/common/kube_standin.rs).
 
-mod common;
-
-use common::certs::{ca, client_cert, Ca};
-use common::kube_standin::{self, write_kubeconfig};
-use common::server::Server;
+use crate::common::certs::{ca, client_cert, Ca};
+use crate::common::kube_standin::{self, write_kubeconfig};
+use crate::common::server::Server;
 use rcgen::{CertificateParams, KeyPair};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -56,7 +54,7 @@ struct Setup {
 /// CA, and the stand-in for reviews.
 async fn setup(extra: &[&str]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    common::server::copy_examples(dir.path());
+    crate::common::server::copy_examples(dir.path());
     let (rh, client_ca, other) = (ca(), ca(), ca());
     let standin = kube_standin::start(dir.path(), BTreeMap::new()).await;
     let write = |name: &str, pem: &str| {
@@ -387,7 +385,7 @@ async fn front_proxy_client_certificates_and_tokens_with_kube_statuses() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reviews_fail_closed_when_the_cluster_is_down() {
     let dir = tempfile::tempdir().unwrap();
-    common::server::copy_examples(dir.path());
+    crate::common::server::copy_examples(dir.path());
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -440,7 +438,7 @@ async fn reviews_fail_closed_when_the_cluster_is_down() {
 
     // Tokens reviewed, authorization down: 500 naming the failed review.
     let dir = tempfile::tempdir().unwrap();
-    common::server::copy_examples(dir.path());
+    crate::common::server::copy_examples(dir.path());
     let s = Server::start_secure(
         dir,
         &[
@@ -471,7 +469,7 @@ async fn reviews_fail_closed_when_the_cluster_is_down() {
 #[tokio::test(flavor = "multi_thread")]
 async fn settings_come_from_the_extension_apiserver_authentication_configmap() {
     let dir = tempfile::tempdir().unwrap();
-    common::server::copy_examples(dir.path());
+    crate::common::server::copy_examples(dir.path());
     let rh = ca();
     let data = BTreeMap::from([
         ("requestheader-client-ca-file".to_string(), rh.pem.clone()),
@@ -533,7 +531,7 @@ async fn settings_come_from_the_extension_apiserver_authentication_configmap() {
 #[tokio::test(flavor = "multi_thread")]
 async fn serving_certificate_files_are_reloaded() {
     let dir = tempfile::tempdir().unwrap();
-    common::server::copy_examples(dir.path());
+    crate::common::server::copy_examples(dir.path());
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     let issue = |ca: &Ca| {
         let k = KeyPair::generate().unwrap();
@@ -589,8 +587,8 @@ async fn serving_certificate_files_are_reloaded() {
 #[test]
 fn manifests_cover_rbac_deployment_service_and_one_apiservice_per_group_version() {
     let dir = tempfile::tempdir().unwrap();
-    let plugins = common::server::copy_examples(dir.path());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
+    let plugins = crate::common::server::copy_examples(dir.path());
+    let out = std::process::Command::new(crate::common::server::binary())
         .args([
             "manifests",
             "--namespace",
@@ -704,7 +702,7 @@ fn manifests_cover_rbac_deployment_service_and_one_apiservice_per_group_version(
 
     // A folder without plugins is an error that says so.
     let empty = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
+    let out = std::process::Command::new(crate::common::server::binary())
         .args(["manifests", "--plugin-dir"])
         .arg(empty.path())
         .output()

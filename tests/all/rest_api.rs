@@ -1,9 +1,7 @@
 //! The REST API over real HTTPS: semantics and every bad input, each with the Status
 //! kube-apiserver would give, and proof that nothing stored changed.
 
-mod common;
-
-use common::server::Server;
+use crate::common::server::Server;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 

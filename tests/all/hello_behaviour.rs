@@ -3,10 +3,8 @@
 //! real server (TLS, embedded store) serving only that plugin; every case runs in its
 //! own namespace and every failure names the case and the language.
 
-mod common;
-
-use common::server::Server;
-use common::{FOO_V1, FOO_V2};
+use crate::common::server::Server;
+use crate::common::{FOO_V1, FOO_V2};
 use serde_json::{json, Value};
 
 /// kubectl against one server, in one namespace.
@@ -103,19 +101,19 @@ fn run(label: &str, wasm: &std::path::Path) {
 
 #[test]
 fn rust() {
-    let [(label, wasm), ..] = common::hellos();
+    let [(label, wasm), ..] = crate::common::hellos();
     run(label, &wasm);
 }
 
 #[test]
 fn python() {
-    let [_, (label, wasm), _] = common::hellos();
+    let [_, (label, wasm), _] = crate::common::hellos();
     run(label, &wasm);
 }
 
 #[test]
 fn javascript() {
-    let [.., (label, wasm)] = common::hellos();
+    let [.., (label, wasm)] = crate::common::hellos();
     run(label, &wasm);
 }
 

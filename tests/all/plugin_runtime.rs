@@ -1,9 +1,7 @@
 //! The plugin runtime against real components built from source: the example plugins,
 //! and misbehaving guests from `guests/test-plugins`.
 
-mod common;
-
-use common::{example, test_plugin};
+use crate::common::{example, test_plugin};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;

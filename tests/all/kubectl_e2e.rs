@@ -1,10 +1,8 @@
 //! End to end with the real kubectl against the real binary over TLS. The `hello`
 //! walk-through runs for all three implementations in `hello_behaviour.rs`.
 
-mod common;
-
-use common::server::Server;
-use common::{FOO_V1, FOO_V2};
+use crate::common::server::Server;
+use crate::common::{FOO_V1, FOO_V2};
 
 #[test]
 fn kubectl_walkthrough() {

@@ -6,10 +6,8 @@
 //! `hello-pinned.wasm` (feature `pinned-images`), whose validation also requires
 //! `spec.image` to name a tag.
 
-mod common;
-
-use common::events::Events;
-use common::server::Server;
+use crate::common::events::Events;
+use crate::common::server::Server;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -18,11 +16,11 @@ const FOOS: &str = "/apis/hello.zeng.dev/v2/namespaces/default/foos";
 const PINNED_MSG: &str = "must name a tag (this build requires pinned images)";
 
 fn normal() -> Vec<u8> {
-    std::fs::read(common::example("hello")).unwrap()
+    std::fs::read(crate::common::example("hello")).unwrap()
 }
 
 fn pinned() -> Vec<u8> {
-    std::fs::read(common::test_plugin("hello-pinned")).unwrap()
+    std::fs::read(crate::common::test_plugin("hello-pinned")).unwrap()
 }
 
 fn foo(name: &str, image: &str) -> Value {
@@ -245,7 +243,7 @@ async fn bad_files_never_replace_a_working_plugin() {
     // A plugin of another kind under hello's name.
     std::fs::write(
         &hello,
-        std::fs::read(common::example("wardle-fischer")).unwrap(),
+        std::fs::read(crate::common::example("wardle-fischer")).unwrap(),
     )
     .unwrap();
     wait_for("the kind change is reported", || async {

@@ -17,7 +17,7 @@
 //! - etcd: raw etcd-client puts and gets (the limit) versus CREATE and GET through the
 //!   server on the same local etcd, at 1 and 32 clients, as ratios.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../all/common/mod.rs"]
 mod common;
 
 use serde_json::{json, Value};

@@ -4,6 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The server binary under test, built by Cargo from the current sources.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_wasm-apiserver-e2e")
+}
+
 /// Copy the example plugins into `dir/plugins`; returns that folder.
 pub fn copy_examples(dir: &Path) -> PathBuf {
     let plugins = dir.join("plugins");
@@ -63,7 +68,7 @@ impl Server {
         let kubeconfig = dir.path().join("kubeconfig");
         let _ = std::fs::remove_file(&kubeconfig);
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
+        let child = Command::new(binary())
             .args(dev.then_some("--dev"))
             .args(["--secure-port", "0", "--bind-address", "127.0.0.1"])
             // Relative folders, as `make run` passes them.

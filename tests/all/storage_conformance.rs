@@ -1,9 +1,7 @@
 //! The storage contract, written against the trait so that every backend runs it:
 //! the embedded store, and the etcd store on a real etcd started for each test.
 
-mod common;
-
-use common::etcd::Etcd;
+use crate::common::etcd::Etcd;
 use std::any::Any;
 use wasm_apiserver::storage::embedded::EmbeddedStore;
 use wasm_apiserver::storage::etcd::{EtcdOptions, EtcdStore};

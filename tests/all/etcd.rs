@@ -2,11 +2,9 @@
 //! ports): kube's key layout, reads from the cache, values someone else wrote, compacted
 //! continue tokens, etcd going away under load, and two replicas on one etcd.
 
-mod common;
-
-use common::etcd::Etcd;
-use common::events::Events;
-use common::server::Server;
+use crate::common::etcd::Etcd;
+use crate::common::events::Events;
+use crate::common::server::Server;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -533,7 +531,7 @@ async fn etcd_over_tls_with_client_certificates() {
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-apiserver"))
+        let out = std::process::Command::new(crate::common::server::binary())
             .args([
                 "--dev",
                 "--secure-port",
@@ -544,7 +542,7 @@ async fn etcd_over_tls_with_client_certificates() {
                 &url,
             ])
             .arg("--plugin-dir")
-            .arg(common::server::copy_examples(dir.path()))
+            .arg(crate::common::server::copy_examples(dir.path()))
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(&flags)

@@ -3,9 +3,7 @@
 //! reflector's store equals a fresh list, and the event stream had no lost,
 //! duplicated or out-of-order event — across a forced 410 Expired and relist.
 
-mod common;
-
-use common::server::Server;
+use crate::common::server::Server;
 use futures::StreamExt as _;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
