@@ -21,23 +21,34 @@ JS_SDK      := guests/js/wasm-apiserver-sdk.js guests/js/build.mjs
 WIT         := $(wildcard wit/*.wit)
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup plugins lang-plugins lang-unit-tests run test bench dev clean
+.PHONY: setup setup-build example-plugins plugins lint lang-plugins lang-unit-tests run test bench dev clean
 
-## setup: the wasm32-wasip2 target, and Debian packages the tests use (etcd, protoc).
-setup:
+## setup-build: what building needs: the wasm32-wasip2 target, and protoc (the etcd
+## client compiles etcd's protobuf files).
+setup-build:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
-	@command -v etcd >/dev/null && command -v protoc >/dev/null || { \
-	  echo "installing etcd-server and protobuf-compiler (apt-get)"; \
-	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) apt-get install -y -qq etcd-server protobuf-compiler >/dev/null; }
+	@command -v protoc >/dev/null || { \
+	  echo "==> installing protobuf-compiler (apt-get)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq protobuf-compiler >/dev/null; }
+
+## setup: setup-build, and the Debian packages the tests start (etcd).
+setup: setup-build
+	@command -v etcd >/dev/null || { \
+	  echo "==> installing etcd-server (apt-get)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq etcd-server >/dev/null; }
+
+## example-plugins: the example plugins into target/plugins.
+example-plugins: setup-build
+	$(CARGO) build --profile guest --target $(WASM_TARGET) $(addprefix -p ,$(PLUGINS))
+	@mkdir -p target/plugins
+	@for p in $(PLUGINS); do cp $(GUEST_OUT)/$$(echo $$p | tr - _).wasm target/plugins/$$p.wasm; done
 
 ## plugins: example plugins into target/plugins; misbehaving test plugins and a stricter
-## build of hello (hello-pinned.wasm) into target/test-plugins.
-plugins: setup
-	$(CARGO) build --profile guest --target $(WASM_TARGET) $(addprefix -p ,$(PLUGINS))
+## build of hello (hello-pinned.wasm) into target/test-plugins; the Python and
+## JavaScript plugins (lang-plugins).
+plugins: setup example-plugins
 	$(CARGO) build --profile guest --target $(WASM_TARGET) -p test-plugins --examples
-	@mkdir -p target/plugins target/test-plugins
-	@for p in $(PLUGINS); do cp $(GUEST_OUT)/$$(echo $$p | tr - _).wasm target/plugins/$$p.wasm; done
+	@mkdir -p target/test-plugins
 	@for f in guests/test-plugins/examples/*.rs; do n=$$(basename $$f .rs); \
 	  cp $(GUEST_OUT)/examples/$$n.wasm target/test-plugins/$$n.wasm; done
 	$(CARGO) build --profile guest --target $(WASM_TARGET) -p hello --features pinned-images
@@ -86,22 +97,30 @@ target/test-plugins/misbehave-js.wasm: $(wildcard guests/test-plugins/js/*.js) $
 	@mkdir -p $(dir $@)
 	node guests/js/build.mjs guests/test-plugins/js/misbehave.js $@
 
-## run: serve the example plugins on the embedded store, ready for kubectl.
+## run: serve the example plugins on the embedded store, ready for kubectl. Builds only
+## what it serves: the example plugins and the server (not the test plugins, not the
+## Python and JavaScript toolchains unless HELLO asks for them).
 ## HELLO=python or HELLO=js serves that hello instead of the Rust one (same kind).
-run: plugins
-	@rm -rf target/run-plugins && mkdir -p target/run-plugins && \
-	  cp target/plugins/wardle-*.wasm target/run-plugins/ && \
-	  case "$(HELLO)" in \
-	    rust) cp target/plugins/hello.wasm target/run-plugins/ ;; \
-	    python|js) cp target/lang-plugins/hello-$(HELLO).wasm target/run-plugins/ ;; \
-	    *) echo "HELLO must be rust, python or js"; exit 2 ;; \
-	  esac
-	$(CARGO) run -p wasm-apiserver -- --dev --plugin-dir target/run-plugins --data-dir $(DATA_DIR) \
+RUN_PLUGINS := wardle-flunder wardle-fischer $(if $(filter rust,$(HELLO)),hello)
+run: setup-build
+	@case "$(HELLO)" in rust|python|js) ;; *) echo "HELLO must be rust, python or js"; exit 2 ;; esac
+	@echo "==> [1/3] building the example plugins ($(RUN_PLUGINS)) for $(WASM_TARGET)"
+	$(CARGO) build --profile guest --target $(WASM_TARGET) $(addprefix -p ,$(RUN_PLUGINS))
+	@rm -rf target/run-plugins && mkdir -p target/run-plugins
+	@for p in $(RUN_PLUGINS); do cp $(GUEST_OUT)/$$(echo $$p | tr - _).wasm target/run-plugins/$$p.wasm; done
+	@if [ "$(HELLO)" != rust ]; then \
+	  echo "==> [1/3] building hello in $(HELLO) (installs its toolchain on first use)"; \
+	  $(MAKE) --no-print-directory $(LANG_OUT)/hello-$(HELLO).wasm && \
+	  cp $(LANG_OUT)/hello-$(HELLO).wasm target/run-plugins/; fi
+	@echo "==> [2/3] building the server"
+	$(CARGO) build -p wasm-apiserver
+	@echo "==> [3/3] serving target/run-plugins on https://127.0.0.1:$(PORT) (kubeconfig: $(DATA_DIR)/kubeconfig)"
+	target/debug/wasm-apiserver --dev --plugin-dir target/run-plugins --data-dir $(DATA_DIR) \
 	  --secure-port $(PORT) --write-kubeconfig $(DATA_DIR)/kubeconfig
 
 ## dev: like run, and rebuild an example plugin when its source changes; the server
 ## (hot reload is on with --dev) serves the new build within a second. Edit, save, kubectl.
-dev: plugins
+dev: example-plugins
 	$(CARGO) build -p wasm-apiserver
 	@mkdir -p $(DATA_DIR)
 	@target/debug/wasm-apiserver --dev --plugin-compiler winch --plugin-dir target/plugins \
@@ -121,8 +140,8 @@ dev: plugins
 
 ## test: unit tests (host, SDK, example plugins natively in Rust, CPython and Node) and
 ## the end-to-end suite (which runs one behaviour table against all three hellos).
-test: plugins lang-unit-tests
-	$(CARGO) test -p wasm-apiserver -p wasm-apiserver-sdk -p hello -p wardle-flunder -p wardle-fischer
+test: plugins lang-unit-tests lint
+	$(CARGO) test -p wasm-apiserver -p wasm-apiserver-tests -p wasm-apiserver-sdk -p hello -p wardle-flunder -p wardle-fischer
 
 ## lang-unit-tests: the Python and JavaScript hellos' logic, natively (no Wasm).
 lang-unit-tests: $(COMPONENTIZE_PY) $(JS_TOOLS)
@@ -133,7 +152,12 @@ lang-unit-tests: $(COMPONENTIZE_PY) $(JS_TOOLS)
 
 ## bench: the benchmark harness (release build); prints a table.
 bench: plugins
-	$(CARGO) bench -p wasm-apiserver
+	$(CARGO) bench -p wasm-apiserver-tests
+
+## lint: formatting and clippy with warnings denied (make test runs it first).
+lint: setup-build
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy -p wasm-apiserver -p wasm-apiserver-tests -p wasm-apiserver-sdk --all-targets -- -D warnings
 
 clean:
 	$(CARGO) clean

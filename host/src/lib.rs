@@ -15,4 +15,5 @@ pub mod plugin;
 pub mod registry;
 pub mod server;
 pub mod storage;
+pub mod sync;
 pub mod watch;

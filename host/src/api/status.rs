@@ -108,7 +108,13 @@ impl ApiError {
         Self::new(
             422,
             "Invalid",
-            format!("{kind}.{group} {name:?} is invalid: {}", aggregate(errors)),
+            // `GroupKind.String()`: the kind alone when the group is empty.
+            format!(
+                "{}{} {name:?} is invalid: {}",
+                kind,
+                if group.is_empty() { String::new() } else { format!(".{group}") },
+                aggregate(errors)
+            ),
         )
         .with_details(json!({
             "name": name, "group": group, "kind": kind,

@@ -38,7 +38,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
     fn get<Q: std::hash::Hash + ?Sized>(&self, key: &Q, eq: impl Fn(&K) -> bool) -> Option<V> {
         use std::hash::BuildHasher as _;
         let h = self.seed.hash_one(key);
-        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        let map = crate::sync::read(&self.map);
         map.get(&h)
             .filter(|(at, k, _)| at.elapsed() < self.ttl && eq(k))
             .map(|(_, _, v)| v.clone())
@@ -50,7 +50,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
             return;
         }
         let h = self.seed.hash_one(hashed);
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::sync::write(&self.map);
         if map.len() >= MAX {
             map.retain(|_, (at, _, _)| at.elapsed() < self.ttl);
             if map.len() >= MAX {

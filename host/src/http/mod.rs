@@ -21,7 +21,8 @@ use crate::api::table::{self, IncludeObject};
 use crate::api::{ApiError, ApiResult, FieldError};
 use crate::plugin::{PluginCatalog, UserInfo};
 use crate::registry::{
-    DeleteOptions, FieldValidation, ListOptions, PatchType, Registry, Target, WriteOptions,
+    DeleteOptions, DeleteOptionsWire, ListOptions, PatchType, Registry, Target, WriteOptions,
+    WriteVerb,
 };
 use crate::watch::{Encoding, WatchRequest, WatchStart};
 use discovery::Documents;
@@ -563,7 +564,7 @@ async fn serve_apis(
         }
         (None, Method::POST) => {
             let out = negotiate::choose(&headers, false, false)?;
-            let (body, opts) = write_input(&headers, &query, req).await?;
+            let (body, opts) = write_input(&headers, &query, req, WriteVerb::Create).await?;
             let outcome = registry.create(&target, body, &opts).await?;
             warnings.extend(outcome.warnings);
             json_response(StatusCode::CREATED, out, &outcome.object)
@@ -604,7 +605,7 @@ async fn serve_apis(
         }
         (Some(name), Method::PUT) => {
             let out = negotiate::choose(&headers, false, false)?;
-            let (body, opts) = write_input(&headers, &query, req).await?;
+            let (body, opts) = write_input(&headers, &query, req, WriteVerb::Update).await?;
             let outcome = registry
                 .update(&target, name, body, path.subresource, &opts)
                 .await?;
@@ -627,7 +628,7 @@ async fn serve_apis(
                     ))
                 }
             };
-            let opts = write_options(&query)?;
+            let opts = write_options(&query, WriteVerb::Patch)?;
             let body = read_body(req).await?;
             let outcome = registry
                 .patch(&target, name, kind, &body, path.subresource, &opts)
@@ -639,8 +640,14 @@ async fn serve_apis(
             let out = negotiate::choose(&headers, false, false)?;
             let body = read_body(req).await?;
             let del = delete_options(&query, &body)?;
-            let obj = registry.delete(&target, name, &del).await?;
-            json_response(StatusCode::OK, out, &obj)
+            let deleted = registry.delete(&target, name, &del).await?;
+            // 202 only for the deprecated orphanDependents=false, as kube-apiserver.
+            let code = if !deleted.removed && del.explicit_no_orphan {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            json_response(code, out, &deleted.object)
         }
         (_, m) => return Err(ApiError::method_not_allowed(m.as_str(), &r.kind)),
     };
@@ -918,21 +925,14 @@ async fn read_body(req: Request) -> ApiResult<bytes::Bytes> {
         .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))
 }
 
-fn write_options(query: &HashMap<String, String>) -> ApiResult<WriteOptions> {
-    let dry_run = match query.get("dryRun").map(String::as_str) {
-        None | Some("") => false,
-        Some("All") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
-            )))
-        }
-    };
-    Ok(WriteOptions {
-        dry_run,
-        field_validation: FieldValidation::parse(query.get("fieldValidation").map(String::as_str))?,
-        duplicate_fields: Vec::new(),
-    })
+fn write_options(query: &HashMap<String, String>, verb: WriteVerb) -> ApiResult<WriteOptions> {
+    let dry_run: Vec<String> = query.get("dryRun").into_iter().cloned().collect();
+    WriteOptions::parse(
+        verb,
+        &dry_run,
+        query.get("fieldManager").map(String::as_str),
+        query.get("fieldValidation").map(String::as_str),
+    )
 }
 
 /// Decode a create or update body (JSON or YAML).
@@ -940,8 +940,9 @@ async fn write_input(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
     req: Request,
+    verb: WriteVerb,
 ) -> ApiResult<(Value, WriteOptions)> {
-    let mut opts = write_options(query)?;
+    let mut opts = write_options(query, verb)?;
     let ct = negotiate::content_type(headers);
     let body = read_body(req).await?;
     let value = match ct.as_str() {
@@ -1006,24 +1007,25 @@ fn list_options(
     })
 }
 
+/// DeleteOptions from a body when there is one (the query is then ignored, as
+/// kube-apiserver does), else from the query.
 fn delete_options(query: &HashMap<String, String>, body: &[u8]) -> ApiResult<DeleteOptions> {
-    let mut opts = DeleteOptions {
-        dry_run: write_options(query)?.dry_run,
-        ..Default::default()
-    };
-    if !body.is_empty() {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?;
-        if v["dryRun"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|d| d == "All"))
-        {
-            opts.dry_run = true;
+    let wire = if body.iter().any(|b| !b.is_ascii_whitespace()) {
+        serde_json::from_slice::<DeleteOptionsWire>(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    } else {
+        DeleteOptionsWire {
+            dry_run: query.get("dryRun").into_iter().cloned().collect(),
+            propagation_policy: query.get("propagationPolicy").cloned(),
+            orphan_dependents: parse_bool(query.get("orphanDependents"))?,
+            grace_period_seconds: match query.get("gracePeriodSeconds") {
+                Some(g) => Some(g.parse().map_err(|_| {
+                    ApiError::bad_request(format!("gracePeriodSeconds: invalid value {g:?}"))
+                })?),
+                None => None,
+            },
+            preconditions: None,
         }
-        opts.precondition_uid = v["preconditions"]["uid"].as_str().map(str::to_string);
-        opts.precondition_rv = v["preconditions"]["resourceVersion"]
-            .as_str()
-            .map(str::to_string);
-    }
-    Ok(opts)
+    };
+    DeleteOptions::parse(wire)
 }

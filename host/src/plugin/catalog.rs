@@ -271,7 +271,7 @@ impl PluginRegistry {
 
     /// The current catalog.
     pub fn snapshot(&self) -> Arc<PluginCatalog> {
-        self.current.read().expect("plugin catalog lock").clone()
+        crate::sync::read(&self.current).clone()
     }
 
     /// Load every `*.wasm` in `dir` (in name order) and make that the catalog. Files
@@ -304,7 +304,7 @@ impl PluginRegistry {
             }
         }
         let catalog = Arc::new(catalog);
-        *self.current.write().expect("plugin catalog lock") = catalog.clone();
+        *crate::sync::write(&self.current) = catalog.clone();
         Ok(catalog)
     }
 
@@ -315,7 +315,7 @@ impl PluginRegistry {
     /// (group, kind, plural, scope or storage version), leaves the working plugin in
     /// place and is listed in [`PluginCatalog::errors`].
     pub fn reload_file(&self, path: &Path) -> Reload {
-        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = crate::sync::lock(&self.reloading);
         let cur = self.snapshot();
         let old = cur.plugins.iter().find(|p| p.path == path).cloned();
         let mut next = PluginCatalog {
@@ -393,7 +393,7 @@ impl PluginRegistry {
     }
 
     fn swap(&self, catalog: PluginCatalog) {
-        *self.current.write().expect("plugin catalog lock") = Arc::new(catalog);
+        *crate::sync::write(&self.current) = Arc::new(catalog);
     }
 }
 

@@ -19,7 +19,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 #[derive(Clone, Debug)]
 pub struct RuntimeLimits {
     /// Linear memory one instance may grow to (store limiter; the pool's slot size).
-    /// Default 64 MiB: a Rust plugin needs about 1 MiB, a Python one about 30 MiB.
+    /// Default 64 MiB: room for a Python or JavaScript guest (BENCHMARKS.md has what
+    /// each language's hello uses).
     /// Strings a hook returns live in this memory, so this also caps output size.
     pub memory_bytes: usize,
     /// Wall-clock time one hook call may run (epoch interruption, checked every
@@ -86,8 +87,8 @@ impl PluginEngine {
             .max_memory_size(limits.memory_bytes)
             // A reused slot keeps up to 2 MiB of the pages the last instance touched
             // (a Rust plugin's stack and heap fit) and resets only the dirty ones,
-            // found with Linux's PAGEMAP_SCAN: no page faults on the next request.
-            // Measured: a create's hooks 143 µs → 77-99 µs.
+            // found with Linux's PAGEMAP_SCAN: no page faults on the next request
+            // (BENCHMARKS.md: a create's hooks, before and after).
             .linear_memory_keep_resident(2 << 20)
             .table_keep_resident(4 << 10)
             .pagemap_scan(wasmtime::Enabled::Auto);

@@ -8,7 +8,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::bindings::wasm_apiserver::plugin::host::{self, Level};
 use super::bindings::wasm_apiserver::plugin::types as wit;
 use super::output::{GuestOutput, Stream};
-use super::registry::Plugin;
+use super::catalog::Plugin;
 use super::{PluginError, Result};
 
 pub use wit::{
@@ -67,7 +67,7 @@ pub(crate) struct InstancePool {
 
 impl InstancePool {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Live>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.idle)
     }
 
     fn take(&self) -> Option<Live> {
@@ -96,8 +96,8 @@ impl InstancePool {
 /// pool keeps at most [`RuntimeLimits::pool_size`] idle. It is dropped, never reused, after any trap, missed deadline, memory-limit
 /// hit or malformed result; a hook's deliberate error (`Err`) keeps it. A hot reload
 /// starts a new pool. Well-behaved hooks are pure functions, so reuse is invisible to
-/// them; the point is cost (a Python guest's instantiation is ~1 ms, a call on a warm
-/// instance tens of µs: BENCHMARKS.md).
+/// them; the point is cost (a fresh instance of a big guest costs far more than a call
+/// on a warm one: BENCHMARKS.md).
 ///
 /// [`RuntimeLimits::instance_reuse`]: super::RuntimeLimits::instance_reuse
 /// [`RuntimeLimits::pool_size`]: super::RuntimeLimits::pool_size
@@ -191,7 +191,7 @@ impl<'p> PluginInstance<'p> {
                     plugin: plugin.name.to_string(),
                     message: format!("{e:#}"),
                 })?;
-        super::registry::PluginStats::record(
+        super::catalog::PluginStats::record(
             &plugin.stats.instances,
             &plugin.stats.instantiate_nanos,
             started,
@@ -221,7 +221,7 @@ impl<'p> PluginInstance<'p> {
         let started = std::time::Instant::now();
         let out = f(guest, &mut live.store);
         let stats = &plugin.stats;
-        super::registry::PluginStats::record(&stats.calls, &stats.call_nanos, started);
+        super::catalog::PluginStats::record(&stats.calls, &stats.call_nanos, started);
         out.map_err(|e| {
             self.reusable = false;
             self.classify(hook, e)

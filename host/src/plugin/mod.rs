@@ -20,7 +20,7 @@ mod describe;
 mod engine;
 mod instance;
 mod output;
-mod registry;
+mod catalog;
 
 pub use describe::{
     is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo,
@@ -29,7 +29,7 @@ pub use engine::{Compiler, PluginEngine, RuntimeLimits};
 pub use instance::{
     Cell, FieldError, FieldErrorType, Operation, PluginInstance, RequestInfo, UserInfo, Validation,
 };
-pub use registry::{LoadError, Plugin, PluginCatalog, PluginRegistry, PluginStats, Reload};
+pub use catalog::{LoadError, Plugin, PluginCatalog, PluginRegistry, PluginStats, Reload};
 
 /// Bindings generated from `wit/world.wit`.
 pub(crate) mod bindings {

@@ -48,7 +48,7 @@ impl GuestOutput {
     /// What was written since the last call (at most the last 4 KiB), and forget it.
     /// A line left unfinished is logged now, so that it is not glued to the next call's.
     pub(crate) fn take_recent(&self) -> String {
-        let mut s = self.state.lock().expect("output lock");
+        let mut s = crate::sync::lock(&self.state);
         if !s.line.is_empty() {
             let line = std::mem::take(&mut s.line);
             self.emit(&line);
@@ -57,7 +57,7 @@ impl GuestOutput {
     }
 
     fn append(&self, bytes: &[u8]) {
-        let mut s = self.state.lock().expect("output lock");
+        let mut s = crate::sync::lock(&self.state);
         s.recent.extend_from_slice(bytes);
         if s.recent.len() > KEEP_BYTES {
             let cut = s.recent.len() - KEEP_BYTES;

@@ -161,7 +161,7 @@ impl ReloadingCert {
                     }
                     match load_certified_key(&files, &provider) {
                         Ok(k) => {
-                            *this.current.write().unwrap_or_else(|p| p.into_inner()) = k;
+                            *crate::sync::write(&this.current) = k;
                             seen = now;
                             tracing::info!(cert = %files.cert_file.display(), "reloaded the serving certificate");
                         }

@@ -113,7 +113,7 @@ impl EmbeddedStore {
     ) -> Result<T> {
         let (db, feed, key) = (self.db.clone(), self.feed.clone(), key.to_string());
         tokio::task::spawn_blocking(move || {
-            let _order = feed.order.lock().unwrap_or_else(|p| p.into_inner());
+            let _order = crate::sync::lock(&feed.order);
             let mut value = None;
             let (rev, prev) = Self::write(&db, &key, |prev| {
                 value = f(prev)?;

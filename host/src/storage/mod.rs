@@ -10,6 +10,9 @@
 
 pub mod embedded;
 pub mod etcd;
+mod key;
+
+pub use key::ResourceKeys;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;

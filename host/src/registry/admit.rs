@@ -1,0 +1,103 @@
+//! The first step of every write: what a client sent must be an object of the URL's
+//! kind and version, in the URL's namespace, and fit the version's schema
+//! (`fieldValidation` decides what unknown and duplicate fields cost).
+
+use serde_json::Value;
+
+use super::meta;
+use super::options::{FieldValidation, WriteOptions, WriteVerb};
+use super::store::Registry;
+use super::target::Target;
+use crate::api::schema;
+use crate::api::{ApiError, ApiResult, FieldError};
+
+impl Registry {
+    /// Check what a client sent against the URL and the version's schema.
+    pub(super) fn admit_body(
+        &self,
+        t: &Target,
+        mut body: Value,
+        opts: &WriteOptions,
+        warnings: &mut Vec<String>,
+    ) -> ApiResult<Value> {
+        let r = t.resource();
+        if !body.is_object() {
+            return Err(ApiError::bad_request(
+                "the object provided is not a JSON object",
+            ));
+        }
+        let kind = body["kind"].as_str().unwrap_or_default();
+        let api_version = body["apiVersion"].as_str().unwrap_or_default();
+        if kind.is_empty() {
+            return Err(ApiError::bad_request(
+                "Object 'Kind' is missing in the request body",
+            ));
+        }
+        if kind != r.kind {
+            return Err(ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): kind {kind:?} in the body",
+                r.kind
+            )));
+        }
+        if api_version != t.api_version() {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({api_version}) does not match the expected API version ({})",
+                t.api_version()
+            )));
+        }
+        let version = r
+            .version(&t.version)
+            .ok_or_else(ApiError::path_not_found)?;
+        let check = schema::check(&version.schema, &body);
+        let mut strict: Vec<String> = Vec::new();
+        for path in &opts.duplicate_fields {
+            strict.push(format!("json: duplicate field {path:?}"));
+        }
+        for path in &check.unknown {
+            strict.push(format!("unknown field {path:?}"));
+        }
+        match opts.field_validation {
+            // A patch is answered about the patched object, as kube-apiserver does.
+            FieldValidation::Strict if !strict.is_empty() && opts.verb == WriteVerb::Patch => {
+                return Err(ApiError::invalid_kind("", "", "", &[FieldError::invalid(
+                    "patch",
+                    &Value::String(body.to_string()),
+                    format!("strict decoding error: {}", strict.join(", ")),
+                )]));
+            }
+            FieldValidation::Strict if !strict.is_empty() => {
+                return Err(ApiError::bad_request(format!(
+                    "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+                    r.kind,
+                    t.version,
+                    r.kind,
+                    strict.join(", ")
+                )));
+            }
+            FieldValidation::Warn => warnings.extend(strict),
+            _ => {}
+        }
+        schema::prune(&mut body, &check.unknown);
+        if !check.errors.is_empty() {
+            return Err(ApiError::invalid(r, meta::name(&body), &check.errors));
+        }
+        // Namespace: from the URL; a different one in the body is an error.
+        let m = meta::meta_mut(&mut body);
+        if r.namespaced() {
+            let url_ns = t.namespace.clone().unwrap_or_default();
+            match m.get("namespace").and_then(Value::as_str) {
+                Some(ns) if !ns.is_empty() && ns != url_ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ))
+                }
+                _ => {
+                    m.insert("namespace".into(), Value::String(url_ns));
+                }
+            }
+        } else {
+            m.remove("namespace");
+        }
+        Ok(body)
+    }
+}
