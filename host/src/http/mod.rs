@@ -14,6 +14,7 @@
 //! - `watch.rs`: the watch verb: its options validated, then events from the watch cache.
 //! - `params.rs`: query and body parameters, decoded into the registry's options.
 //! - `response.rs`: rendering: JSON or YAML bodies, ETags, `Warning` headers.
+//! - `errors.rs`: the errors of the layers below (the watch cache's) as `ApiError`s.
 //! - [`negotiate`]: content negotiation (`Accept` and `Content-Type`).
 //! - [`discovery`]: the discovery and OpenAPI documents, built once per plugin catalog;
 //!   `openapi.rs` serves the OpenAPI ones.
@@ -23,6 +24,7 @@
 pub mod discovery;
 pub mod negotiate;
 
+mod errors;
 mod health;
 mod metrics;
 mod openapi;
