@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::fields::{aggregate, FieldError};
 use crate::plugin::{PluginError, ResourceInfo};
-use crate::storage::StorageError;
+use crate::storage::{Revision, StorageError};
 
 /// An API error: rendered as a `Status` object.
 #[derive(Clone, Debug, PartialEq)]
@@ -189,6 +189,17 @@ impl ApiError {
         s
     }
 
+    /// 504 for a resourceVersion newer than the server has reached (in time):
+    /// kube-apiserver's `ResourceVersionTooLarge`, which clients retry.
+    pub fn too_large_resource_version(requested: Revision, current: Revision) -> Self {
+        Self::new(
+            504,
+            "Timeout",
+            format!("Too large resource version: {requested}, current: {current}"),
+        )
+        .with_details(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}))
+    }
+
     /// Map a storage error for an object of `r` named `name`.
     pub fn from_storage(e: StorageError, r: &ResourceInfo, name: &str) -> Self {
         match e {
@@ -198,12 +209,9 @@ impl ApiError {
             StorageError::Expired { requested, .. } => Self::expired(format!(
                 "The resourceVersion for the provided list is too old: {requested}"
             )),
-            StorageError::TooLarge { requested, current } => Self::new(
-                504,
-                "Timeout",
-                format!("Too large resource version: {requested}, current: {current}"),
-            )
-            .with_details(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1})),
+            StorageError::TooLarge { requested, current } => {
+                Self::too_large_resource_version(requested, current)
+            }
             StorageError::Unavailable(m) => Self::unavailable(m),
             StorageError::Internal(m) => Self::internal(m),
         }

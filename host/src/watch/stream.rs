@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-use super::{CachedEvent, CachedObject, Cacher, Encoding, EventType, Item, Slot};
+use super::watch_cache::{Item, Slot};
+use super::{CachedEvent, CachedObject, Cacher, Encoding, EventType, Result, WatchError};
 use crate::api::selectors::{self, FieldSelector, LabelSelector};
-use crate::api::{ApiError, ApiResult};
+use crate::api::ApiError;
 use crate::storage::Revision;
 
 /// Initial events are encoded in batches of this many (one `convert` call each).
@@ -65,8 +66,9 @@ fn frame(out: &mut BytesMut, kind: &str, object: &[u8]) {
     out.put_slice(b"}\n");
 }
 
-fn error_event(e: &ApiError) -> Bytes {
+fn error_event(e: WatchError) -> Bytes {
     let mut out = BytesMut::new();
+    let e = ApiError::from(e);
     frame(&mut out, "ERROR", e.to_status().to_string().as_bytes());
     out.freeze()
 }
@@ -76,10 +78,7 @@ impl Cacher {
     /// Errors before registration are returned as such (the caller answers with a
     /// Status); errors after it (an expired or too new resourceVersion) end the
     /// stream with an ERROR event, as kube-apiserver's cacher does.
-    pub async fn watch(
-        self: &Arc<Self>,
-        req: WatchRequest,
-    ) -> ApiResult<BoxStream<'static, Bytes>> {
+    pub async fn watch(self: &Arc<Self>, req: WatchRequest) -> Result<BoxStream<'static, Bytes>> {
         self.wait_ready().await?;
         let waited = match (&req.start, req.sends_initial_state()) {
             (WatchStart::Latest, true) => self.wait_fresh().await.map(|_| ()),
@@ -87,7 +86,7 @@ impl Cacher {
             _ => Ok(()),
         };
         if let Err(e) = waited {
-            return Ok(futures::stream::once(async move { error_event(&e) }).boxed());
+            return Ok(futures::stream::once(async move { error_event(e) }).boxed());
         }
         let (tx, rx) = mpsc::channel(self.settings.watcher_queue);
         let mut st = self.lock();
@@ -102,11 +101,11 @@ impl Cacher {
                 .collect();
         } else if let WatchStart::After(n) = req.start {
             if n < st.window_start {
-                let e = ApiError::expired(format!(
-                    "too old resource version: {n} ({})",
-                    st.window_start
-                ));
-                return Ok(futures::stream::once(async move { error_event(&e) }).boxed());
+                let e = WatchError::Expired {
+                    requested: n,
+                    oldest: st.window_start,
+                };
+                return Ok(futures::stream::once(async move { error_event(e) }).boxed());
             }
             backlog = st
                 .window
@@ -192,7 +191,7 @@ impl Watcher {
                         }
                         out.freeze()
                     }
-                    Err(e) => self.fail(&e),
+                    Err(e) => self.fail(e),
                 });
             }
             if let Some(rev) = self.end_bookmark.take() {
@@ -211,13 +210,13 @@ impl Watcher {
                 Item::Event(e) => match self.translate(&e) {
                     Ok(Some(b)) => return Some(b),
                     Ok(None) => continue,
-                    Err(err) => return Some(self.fail(&err)),
+                    Err(err) => return Some(self.fail(err)),
                 },
             }
         }
     }
 
-    fn fail(&mut self, e: &ApiError) -> Bytes {
+    fn fail(&mut self, e: WatchError) -> Bytes {
         self.done = true;
         error_event(e)
     }
@@ -239,7 +238,7 @@ impl Watcher {
     /// An event as this watcher sees it through its selectors: an object that stops
     /// matching is DELETED (its previous state, at the event's revision), one that
     /// starts matching is ADDED.
-    fn translate(&self, e: &CachedEvent) -> ApiResult<Option<Bytes>> {
+    fn translate(&self, e: &CachedEvent) -> Result<Option<Bytes>> {
         let now = self.req.matches(&e.object);
         let (kind, object) = match e.kind {
             EventType::Added | EventType::Deleted if now => (e.kind, e.object.clone()),

@@ -1,0 +1,135 @@
+//! `/metrics`: Prometheus text.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+use super::AppState;
+
+/// Prometheus text: watchers and watch-cache counters per resource, and the time
+/// spent in each plugin.
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::new();
+    let caches: &[Family<Arc<crate::watch::Cacher>>] = &[
+        (
+            "apiserver_registered_watchers",
+            "gauge",
+            "Watchers currently registered, per resource.",
+            |c| c.watcher_count() as f64,
+        ),
+        (
+            "wasm_apiserver_watch_cache_events_total",
+            "counter",
+            "Events the watch cache received from storage.",
+            |c| c.stats.events.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_watch_conversions_total",
+            "counter",
+            "convert hook calls made to serve watchers.",
+            |c| c.stats.conversions.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_watch_prints_total",
+            "counter",
+            "print hook calls made to serve Table watchers.",
+            |c| c.stats.prints.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_watch_closed_slow_total",
+            "counter",
+            "Watchers closed because they fell behind.",
+            |c| c.stats.closed_slow.load(Relaxed) as f64,
+        ),
+    ];
+    write_families(&mut out, caches, &state.registry.watch.all(), |c| {
+        let plugin = c.plugin();
+        let r = &plugin.resource;
+        format!("group=\"{}\",resource=\"{}\"", r.group, r.plural)
+    });
+    let catalog = state.registry.plugins.snapshot();
+    let plugins: &[Family<Arc<crate::plugin::Plugin>>] = &[
+        (
+            "wasm_apiserver_plugin_instances_total",
+            "counter",
+            "Plugin instances created.",
+            |p| p.stats.instances.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_plugin_instance_reuses_total",
+            "counter",
+            "Hook calls that ran on an instance an earlier call created.",
+            |p| p.stats.reuses.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_plugin_instantiate_seconds_total",
+            "counter",
+            "Time spent creating plugin instances.",
+            |p| p.stats.instantiate_nanos.load(Relaxed) as f64 / 1e9,
+        ),
+        (
+            "wasm_apiserver_plugin_hook_calls_total",
+            "counter",
+            "Hook calls into plugins.",
+            |p| p.stats.calls.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_plugin_hook_seconds_total",
+            "counter",
+            "Time spent in plugin hook calls.",
+            |p| p.stats.call_nanos.load(Relaxed) as f64 / 1e9,
+        ),
+    ];
+    write_families(&mut out, plugins, &catalog.plugins, |p| {
+        format!("plugin=\"{}\"", p.name)
+    });
+    let failing: &[Family<crate::plugin::LoadError>] = &[(
+        "wasm_apiserver_plugin_load_error",
+        "gauge",
+        "1 for each plugin file that failed to load (the previous version, if any, still serves).",
+        |_| 1.0,
+    )];
+    write_families(&mut out, failing, &catalog.errors, |e| {
+        let file = e.file.file_name().unwrap_or_default().to_string_lossy();
+        format!(
+            "file=\"{}\"",
+            file.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    });
+    let reloads: &[Family<&crate::plugin::PluginRegistry>] = &[(
+        "wasm_apiserver_plugin_reload_failures_total",
+        "counter",
+        "Plugin file changes that could not be loaded.",
+        |r| r.reload_failures.load(Relaxed) as f64,
+    )];
+    write_families(&mut out, reloads, &[&*state.registry.plugins], |_| {
+        String::new()
+    });
+    let mut resp = out.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    resp
+}
+
+/// A metric family: name, type, help, and how to read one item's value.
+type Family<T> = (&'static str, &'static str, &'static str, fn(&T) -> f64);
+
+/// Prometheus text for metric families, one sample per item.
+fn write_families<T>(
+    out: &mut String,
+    families: &[Family<T>],
+    items: &[T],
+    labels: impl Fn(&T) -> String,
+) {
+    use std::fmt::Write as _;
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for item in items {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(item), value(item));
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Request parameters: the query string and bodies decoded into the registry's
+//! options, with kube-apiserver's validation and wording.
+
+use axum::extract::Request;
+use axum::http::HeaderMap;
+use serde_json::Value;
+use std::collections::HashMap;
+
+use super::negotiate;
+use crate::api::selectors::{FieldSelector, LabelSelector};
+use crate::api::{ApiError, ApiResult};
+use crate::registry::{DeleteOptions, DeleteOptionsWire, ListOptions, WriteOptions, WriteVerb};
+
+/// Bodies above this are refused with 413, as kube-apiserver's 3 MiB request limit.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+pub(super) fn query_map(q: Option<&str>) -> HashMap<String, String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q.unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+/// `strconv.ParseBool`, as Go decodes boolean query parameters.
+pub(super) fn parse_bool(v: Option<&String>) -> ApiResult<Option<bool>> {
+    match v.map(String::as_str) {
+        None => Ok(None),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(Some(true)),
+        Some("" | "0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(Some(false)),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "strconv.ParseBool: parsing {other:?}: invalid syntax"
+        ))),
+    }
+}
+
+pub(super) async fn read_body(req: Request) -> ApiResult<bytes::Bytes> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))
+}
+
+pub(super) fn write_options(
+    query: &HashMap<String, String>,
+    verb: WriteVerb,
+) -> ApiResult<WriteOptions> {
+    let dry_run: Vec<String> = query.get("dryRun").into_iter().cloned().collect();
+    WriteOptions::parse(
+        verb,
+        &dry_run,
+        query.get("fieldManager").map(String::as_str),
+        query.get("fieldValidation").map(String::as_str),
+    )
+}
+
+/// Decode a create or update body (JSON or YAML).
+pub(super) async fn write_input(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    req: Request,
+    verb: WriteVerb,
+) -> ApiResult<(Value, WriteOptions)> {
+    let mut opts = write_options(query, verb)?;
+    let ct = negotiate::content_type(headers);
+    let body = read_body(req).await?;
+    let value = match ct.as_str() {
+        "application/json" | "" => {
+            let v: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?;
+            opts.duplicate_fields = crate::api::duplicates::find(&body);
+            v
+        }
+        "application/yaml" => serde_yaml::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+        other => {
+            return Err(ApiError::unsupported_media_type(
+                other,
+                &["application/json", "application/yaml"],
+            ))
+        }
+    };
+    Ok((value, opts))
+}
+
+pub(super) fn list_options(
+    query: &HashMap<String, String>,
+    r: &crate::plugin::ResourceInfo,
+) -> ApiResult<ListOptions> {
+    let mut selectable = vec![
+        "metadata.name".to_string(),
+        "metadata.namespace".to_string(),
+    ];
+    selectable.extend(
+        r.selectable_fields
+            .iter()
+            .map(|f| f.trim_start_matches('.').to_string()),
+    );
+    Ok(ListOptions {
+        labels: LabelSelector::parse(
+            query
+                .get("labelSelector")
+                .map(String::as_str)
+                .unwrap_or_default(),
+        )
+        .map_err(ApiError::bad_request)?,
+        fields: FieldSelector::parse(
+            query
+                .get("fieldSelector")
+                .map(String::as_str)
+                .unwrap_or_default(),
+            &selectable,
+        )
+        .map_err(ApiError::bad_request)?,
+        limit: match query.get("limit").filter(|l| !l.is_empty()) {
+            Some(l) => Some(l.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "limit: Invalid value: {l:?}: must be a non-negative integer"
+                ))
+            })?),
+            None => None,
+        },
+        continue_token: query.get("continue").cloned(),
+        resource_version: query.get("resourceVersion").cloned(),
+        resource_version_match: query.get("resourceVersionMatch").cloned(),
+    })
+}
+
+/// DeleteOptions from a body when there is one (the query is then ignored, as
+/// kube-apiserver does), else from the query.
+pub(super) fn delete_options(
+    query: &HashMap<String, String>,
+    body: &[u8],
+) -> ApiResult<DeleteOptions> {
+    let wire = if body.iter().any(|b| !b.is_ascii_whitespace()) {
+        serde_json::from_slice::<DeleteOptionsWire>(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    } else {
+        DeleteOptionsWire {
+            dry_run: query.get("dryRun").into_iter().cloned().collect(),
+            propagation_policy: query.get("propagationPolicy").cloned(),
+            orphan_dependents: parse_bool(query.get("orphanDependents"))?,
+            grace_period_seconds: match query.get("gracePeriodSeconds") {
+                Some(g) => Some(g.parse().map_err(|_| {
+                    ApiError::bad_request(format!("gracePeriodSeconds: invalid value {g:?}"))
+                })?),
+                None => None,
+            },
+            preconditions: None,
+        }
+    };
+    DeleteOptions::parse(wire)
+}

@@ -1,0 +1,311 @@
+//! `/api` and everything under `/apis`: group and version discovery, then the URL of
+//! a resource parsed into a [`Target`] and dispatched to the REST verbs.
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::Arc;
+
+use super::negotiate::{self, Output};
+use super::params::{
+    delete_options, list_options, parse_bool, query_map, read_body, write_input, write_options,
+};
+use super::response::{add_warnings, json_response, with_etag};
+use super::watch::watch;
+use super::AppState;
+use crate::api::table::{self, IncludeObject};
+use crate::api::{ApiError, ApiResult, FieldError};
+use crate::plugin::UserInfo;
+use crate::registry::{PatchType, Target, WriteVerb};
+
+pub(super) async fn legacy_api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    // No legacy (core) group here; kubectl asks anyway.
+    match negotiate::choose(&headers, false, true) {
+        Ok(Output::Discovery) => {
+            let docs = state.documents();
+            json_response(StatusCode::OK, Output::Discovery, &docs.aggregated_legacy)
+        }
+        Ok(out) => json_response(
+            StatusCode::OK,
+            out,
+            &json!({"kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": []}),
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub(super) async fn apis_root(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let docs = state.documents();
+    match negotiate::choose(&headers, false, true) {
+        Ok(Output::Discovery) => with_etag(
+            &headers,
+            &docs.aggregated_etag,
+            Output::Discovery,
+            &docs.aggregated,
+        ),
+        Ok(out) => json_response(StatusCode::OK, out, &docs.group_list),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Everything under `/apis/`: group and version discovery, then resources.
+pub(super) async fn apis(
+    State(state): State<Arc<AppState>>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> Response {
+    match serve_apis(&state, &rest, q.as_deref(), req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The parsed resource part of a URL.
+struct ResourcePath<'a> {
+    group: &'a str,
+    version: &'a str,
+    namespace: Option<&'a str>,
+    plural: &'a str,
+    name: Option<&'a str>,
+    subresource: Option<&'a str>,
+}
+
+fn parse_path<'a>(segs: &[&'a str]) -> Option<ResourcePath<'a>> {
+    let (group, version, rest) = match segs {
+        [g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
+        rest => (None, rest),
+    };
+    let (plural, name, subresource) = match rest {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some(*n), None),
+        [p, n, s] => (*p, Some(*n), Some(*s)),
+        _ => return None,
+    };
+    Some(ResourcePath {
+        group,
+        version,
+        namespace,
+        plural,
+        name,
+        subresource,
+    })
+}
+
+async fn serve_apis(
+    state: &AppState,
+    rest: &str,
+    q: Option<&str>,
+    req: Request,
+) -> ApiResult<Response> {
+    let segs: Vec<&str> = rest
+        .trim_end_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    if segs.len() <= 2 {
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed(method.as_str(), "discovery"));
+        }
+        let docs = state.documents();
+        let out = negotiate::choose(&headers, false, false)?;
+        let doc = match segs.as_slice() {
+            [g] => docs.groups.get(*g),
+            [g, v] => docs.resource_lists.get(&format!("{g}/{v}")),
+            _ => Some(&docs.group_list),
+        };
+        return doc
+            .map(|d| json_response(StatusCode::OK, out, d))
+            .ok_or_else(ApiError::path_not_found);
+    }
+    // The legacy `/apis/{group}/{version}/watch/...` form of `?watch=true`.
+    let mut segs = segs;
+    let legacy_watch = segs.get(2) == Some(&"watch");
+    if legacy_watch {
+        segs.remove(2);
+    }
+    let path = parse_path(&segs).ok_or_else(ApiError::path_not_found)?;
+    let catalog = state.registry.plugins.snapshot();
+    let plugin = catalog
+        .find(path.group, path.plural)
+        .ok_or_else(ApiError::path_not_found)?
+        .clone();
+    let r = &plugin.resource;
+    let version = r
+        .served_version(path.version)
+        .ok_or_else(ApiError::path_not_found)?
+        .clone();
+    if path.namespace.is_some() && !r.namespaced() {
+        return Err(ApiError::path_not_found());
+    }
+    match path.subresource {
+        None => {}
+        Some("status") if version.status_subresource => {}
+        Some(_) => return Err(ApiError::path_not_found()),
+    }
+    let target = Target {
+        plugin: plugin.clone(),
+        version: version.name.clone(),
+        namespace: path.namespace.map(str::to_string),
+        user: req
+            .extensions()
+            .get::<UserInfo>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(401, "Unauthorized", "Unauthorized"))?,
+    };
+    let query = query_map(q);
+    let mut warnings: Vec<String> = version.deprecation_warning.iter().cloned().collect();
+    let registry = &state.registry;
+
+    let watching = legacy_watch || parse_bool(query.get("watch"))?.unwrap_or(false);
+    if watching && method == Method::GET && path.subresource.is_none() {
+        return watch(state, &target, &headers, &query, path.name).await;
+    }
+    if legacy_watch {
+        return Err(ApiError::method_not_allowed(method.as_str(), &r.kind));
+    }
+
+    let response = match (path.name, method.clone()) {
+        (None, Method::GET) => {
+            if query.contains_key("sendInitialEvents") {
+                return Err(ApiError::invalid_kind(
+                    "meta.k8s.io",
+                    "ListOptions",
+                    "",
+                    &[FieldError::forbidden(
+                        "sendInitialEvents",
+                        "sendInitialEvents is forbidden for list",
+                    )],
+                ));
+            }
+            let out = negotiate::choose(&headers, true, false)?;
+            let opts = list_options(&query, r)?;
+            let list = registry.list(&target, &opts).await?;
+            let mut list_meta = json!({"resourceVersion": list.resource_version.to_string()});
+            if let Some(c) = &list.continue_token {
+                list_meta["continue"] = json!(c);
+            }
+            if out == Output::Table {
+                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
+                    .map_err(ApiError::bad_request)?;
+                let cells = registry.print(&target, &list.items)?;
+                let rows = list
+                    .items
+                    .iter()
+                    .zip(&cells)
+                    .map(|(o, c)| table::row(&version, o, c, include))
+                    .collect();
+                json_response(
+                    StatusCode::OK,
+                    out,
+                    &table::table(&version, rows, list_meta),
+                )
+            } else {
+                json_response(
+                    StatusCode::OK,
+                    out,
+                    &json!({
+                        "apiVersion": format!("{}/{}", r.group, version.name), "kind": r.list_kind,
+                        "metadata": list_meta, "items": list.items,
+                    }),
+                )
+            }
+        }
+        (None, Method::POST) => {
+            let out = negotiate::choose(&headers, false, false)?;
+            let (body, opts) = write_input(&headers, &query, req, WriteVerb::Create).await?;
+            let outcome = registry.create(&target, body, &opts).await?;
+            warnings.extend(outcome.warnings);
+            json_response(StatusCode::CREATED, out, &outcome.object)
+        }
+        (None, Method::DELETE) => {
+            let out = negotiate::choose(&headers, false, false)?;
+            let opts = list_options(&query, r)?;
+            let body = read_body(req).await?;
+            let del = delete_options(&query, &body)?;
+            let list = registry.delete_collection(&target, &opts, &del).await?;
+            json_response(
+                StatusCode::OK,
+                out,
+                &json!({
+                    "apiVersion": format!("{}/{}", r.group, version.name), "kind": r.list_kind,
+                    "metadata": {"resourceVersion": list.resource_version.to_string()}, "items": list.items,
+                }),
+            )
+        }
+        (Some(name), Method::GET) => {
+            let out = negotiate::choose(&headers, true, false)?;
+            let rv = query.get("resourceVersion").map(String::as_str);
+            let obj = registry.get(&target, name, rv).await?;
+            if out == Output::Table {
+                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
+                    .map_err(ApiError::bad_request)?;
+                let cells = registry.print(&target, std::slice::from_ref(&obj))?;
+                let row = table::row(&version, &obj, &cells[0], include);
+                let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
+                json_response(
+                    StatusCode::OK,
+                    out,
+                    &table::table(&version, vec![row], meta),
+                )
+            } else {
+                json_response(StatusCode::OK, out, &obj)
+            }
+        }
+        (Some(name), Method::PUT) => {
+            let out = negotiate::choose(&headers, false, false)?;
+            let (body, opts) = write_input(&headers, &query, req, WriteVerb::Update).await?;
+            let outcome = registry
+                .update(&target, name, body, path.subresource, &opts)
+                .await?;
+            warnings.extend(outcome.warnings);
+            json_response(StatusCode::OK, out, &outcome.object)
+        }
+        (Some(name), Method::PATCH) => {
+            let out = negotiate::choose(&headers, false, false)?;
+            let ct = negotiate::content_type(&headers);
+            let kind = match ct.as_str() {
+                "application/merge-patch+json" => PatchType::Merge,
+                "application/json-patch+json" => PatchType::Json,
+                _ => {
+                    return Err(ApiError::unsupported_media_type(
+                        &ct,
+                        &[
+                            "application/json-patch+json",
+                            "application/merge-patch+json",
+                        ],
+                    ))
+                }
+            };
+            let opts = write_options(&query, WriteVerb::Patch)?;
+            let body = read_body(req).await?;
+            let outcome = registry
+                .patch(&target, name, kind, &body, path.subresource, &opts)
+                .await?;
+            warnings.extend(outcome.warnings);
+            json_response(StatusCode::OK, out, &outcome.object)
+        }
+        (Some(name), Method::DELETE) if path.subresource.is_none() => {
+            let out = negotiate::choose(&headers, false, false)?;
+            let body = read_body(req).await?;
+            let del = delete_options(&query, &body)?;
+            let deleted = registry.delete(&target, name, &del).await?;
+            // 202 only for the deprecated orphanDependents=false, as kube-apiserver.
+            let code = if !deleted.removed && del.explicit_no_orphan {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            json_response(code, out, &deleted.object)
+        }
+        (_, m) => return Err(ApiError::method_not_allowed(m.as_str(), &r.kind)),
+    };
+    Ok(add_warnings(response, &warnings))
+}

@@ -1,0 +1,52 @@
+//! [`AppState`]: what every handler shares — the registry, authentication, the watch
+//! timeout, and the discovery and OpenAPI documents of the current plugin catalog.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::discovery::Documents;
+use crate::plugin::PluginCatalog;
+use crate::registry::Registry;
+
+/// Shared by every request.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    /// Delegated authentication and authorization; `None` in `--dev` (every request
+    /// acts as `system:admin`).
+    pub auth: Option<Arc<crate::auth::Auth>>,
+    /// A watch without timeoutSeconds ends after this (`--min-request-timeout`).
+    pub watch_timeout: Duration,
+    /// Discovery and OpenAPI documents, rebuilt when the plugin catalog changes.
+    docs: RwLock<(Arc<PluginCatalog>, Arc<Documents>)>,
+}
+
+impl AppState {
+    pub fn new(
+        registry: Arc<Registry>,
+        auth: Option<Arc<crate::auth::Auth>>,
+        watch_timeout: Duration,
+    ) -> Arc<Self> {
+        let catalog = registry.plugins.snapshot();
+        let docs = Arc::new(Documents::build(&catalog));
+        Arc::new(AppState {
+            registry,
+            auth,
+            watch_timeout,
+            docs: RwLock::new((catalog, docs)),
+        })
+    }
+
+    /// The documents for the current catalog (rebuilt once per catalog change).
+    pub fn documents(&self) -> Arc<Documents> {
+        let catalog = self.registry.plugins.snapshot();
+        {
+            let cur = self.docs.read().expect("docs lock");
+            if Arc::ptr_eq(&cur.0, &catalog) {
+                return cur.1.clone();
+            }
+        }
+        let docs = Arc::new(Documents::build(&catalog));
+        *self.docs.write().expect("docs lock") = (catalog, docs.clone());
+        docs
+    }
+}
