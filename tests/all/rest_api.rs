@@ -252,9 +252,14 @@ async fn bad_inputs_get_kube_statuses_and_change_nothing() {
             foo("z").to_string(),
         )
         .await;
-    assert_eq!(c, 400);
-    assert_status(&v, 400, "BadRequest", "fieldValidation: Unsupported value");
-    let (c, v, _) = api.req(Method::POST, FOOS, "application/json", r#"{"apiVersion":"hello.zeng.dev/v2","kind":"Foo","metadata":{"name":"d"},"spec":{"image":"a","image":"b"}}"#).await;
+    assert_eq!(c, 422);
+    assert_status(
+        &v,
+        422,
+        "Invalid",
+        "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"Sometimes\"",
+    );
+    let (c, v, _) = api.req(Method::POST, &format!("{FOOS}?fieldValidation=Strict"), "application/json", r#"{"apiVersion":"hello.zeng.dev/v2","kind":"Foo","metadata":{"name":"d"},"spec":{"image":"a","image":"b"}}"#).await;
     assert_eq!(c, 400);
     assert_status(
         &v,
