@@ -2,7 +2,18 @@
 
 use serde_json::{json, Value};
 
-pub use crate::plugin::FieldErrorType;
+/// The kinds of `field.Error`, as k8s.io/apimachinery names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldErrorType {
+    Required,
+    Invalid,
+    Forbidden,
+    Duplicate,
+    NotSupported,
+    TooLong,
+    TooMany,
+    NotFound,
+}
 
 /// A field error on the host side (from the schema, ObjectMeta checks or a plugin).
 #[derive(Clone, Debug, PartialEq)]
@@ -122,17 +133,6 @@ fn render_value(json_text: &str) -> String {
     }
 }
 
-impl From<crate::plugin::FieldError> for FieldError {
-    fn from(e: crate::plugin::FieldError) -> Self {
-        FieldError {
-            type_: e.type_,
-            field: e.field,
-            bad_value: e.bad_value,
-            detail: e.detail,
-            supported_values: e.supported_values,
-        }
-    }
-}
 
 /// `ErrorList.ToAggregate()` as text: one error bare, several in brackets.
 pub fn aggregate(errors: &[FieldError]) -> String {

@@ -3,12 +3,15 @@
 
 pub mod duplicates;
 pub mod fields;
+pub mod resource;
 pub mod schema;
 pub mod selectors;
 pub mod status;
 pub mod table;
 
 pub use fields::{FieldError, FieldErrorType};
+pub use resource::{decode_stored, PrinterColumn, ResourceInfo, Scope, VersionInfo};
+pub use table::Cell;
 pub use status::{ApiError, ApiResult};
 
 /// `metav1.Time` as kube-apiserver writes it: RFC 3339, seconds, UTC.

@@ -54,7 +54,7 @@ fn is_qualified_name(key: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    name_ok && prefix.is_none_or(crate::plugin::is_dns_subdomain)
+    name_ok && prefix.is_none_or(super::resource::is_dns_subdomain)
 }
 
 /// A label value: empty, or ≤ 63 alphanumerics, '-', '_', '.', alphanumeric at both ends.

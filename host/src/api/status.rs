@@ -6,8 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::fields::{aggregate, FieldError};
-use crate::plugin::{PluginError, ResourceInfo};
-use crate::storage::{Revision, StorageError};
+use super::resource::ResourceInfo;
 
 /// An API error: rendered as a `Status` object.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,37 +190,13 @@ impl ApiError {
 
     /// 504 for a resourceVersion newer than the server has reached (in time):
     /// kube-apiserver's `ResourceVersionTooLarge`, which clients retry.
-    pub fn too_large_resource_version(requested: Revision, current: Revision) -> Self {
+    pub fn too_large_resource_version(requested: u64, current: u64) -> Self {
         Self::new(
             504,
             "Timeout",
             format!("Too large resource version: {requested}, current: {current}"),
         )
         .with_details(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}))
-    }
-
-    /// Map a storage error for an object of `r` named `name`.
-    pub fn from_storage(e: StorageError, r: &ResourceInfo, name: &str) -> Self {
-        match e {
-            StorageError::NotFound { .. } => Self::not_found(r, name),
-            StorageError::AlreadyExists { .. } => Self::already_exists(r, name),
-            StorageError::Conflict { .. } => Self::modified(r, name),
-            StorageError::Expired { requested, .. } => Self::expired(format!(
-                "The resourceVersion for the provided list is too old: {requested}"
-            )),
-            StorageError::TooLarge { requested, current } => {
-                Self::too_large_resource_version(requested, current)
-            }
-            StorageError::Unavailable(m) => Self::unavailable(m),
-            StorageError::Internal(m) => Self::internal(m),
-        }
-    }
-}
-
-impl From<PluginError> for ApiError {
-    fn from(e: PluginError) -> Self {
-        tracing::warn!(error = %e, "plugin failure");
-        ApiError::internal(e.to_string())
     }
 }
 

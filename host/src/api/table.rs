@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::plugin::{Cell, VersionInfo};
+use super::resource::VersionInfo;
 
 /// `includeObject`: what each row carries besides its cells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,6 +48,16 @@ pub fn columns(version: &VersionInfo) -> Vec<Value> {
             "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"}));
     }
     cols
+}
+
+/// One cell of a Table row, as a plugin printed it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Integer(i64),
+    Number(f64),
+    Boolean(bool),
+    None,
 }
 
 fn cell_json(c: &Cell, type_: &str) -> Value {

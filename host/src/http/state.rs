@@ -40,13 +40,13 @@ impl AppState {
     pub fn documents(&self) -> Arc<Documents> {
         let catalog = self.registry.plugins.snapshot();
         {
-            let cur = self.docs.read().expect("docs lock");
+            let cur = crate::sync::read(&self.docs);
             if Arc::ptr_eq(&cur.0, &catalog) {
                 return cur.1.clone();
             }
         }
         let docs = Arc::new(Documents::build(&catalog));
-        *self.docs.write().expect("docs lock") = (catalog, docs.clone());
+        *crate::sync::write(&self.docs) = (catalog, docs.clone());
         docs
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use super::bindings::PluginPre;
-use super::describe::ResourceInfo;
+use crate::api::ResourceInfo;
 use super::engine::PluginEngine;
 use super::instance::{CallState, InstancePool, PluginInstance};
 use super::Result;

@@ -3,74 +3,9 @@
 use super::bindings::wasm_apiserver::plugin::types as wit;
 use serde_json::Value;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    Namespaced,
-    Cluster,
-}
-
-#[derive(Clone, Debug)]
-pub struct PrinterColumn {
-    pub name: String,
-    pub type_: String,
-    pub format: String,
-    pub description: String,
-    pub priority: i32,
-    pub json_path: String,
-}
-
-#[derive(Clone, Debug)]
-pub struct VersionInfo {
-    pub name: String,
-    pub served: bool,
-    pub storage: bool,
-    pub deprecation_warning: Option<String>,
-    /// The version's OpenAPI v3 schema for the whole object.
-    pub schema: Value,
-    pub printer_columns: Vec<PrinterColumn>,
-    pub status_subresource: bool,
-}
-
-/// A kind as the host serves it: a validated `describe()`.
-#[derive(Clone, Debug)]
-pub struct ResourceInfo {
-    pub group: String,
-    pub kind: String,
-    pub list_kind: String,
-    pub plural: String,
-    pub singular: String,
-    pub short_names: Vec<String>,
-    pub categories: Vec<String>,
-    pub scope: Scope,
-    /// In the plugin's order of preference.
-    pub versions: Vec<VersionInfo>,
-    pub storage_version: String,
-    pub preferred_version: String,
-    pub selectable_fields: Vec<String>,
-}
+use crate::api::resource::{is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo};
 
 impl ResourceInfo {
-    pub fn namespaced(&self) -> bool {
-        self.scope == Scope::Namespaced
-    }
-
-    pub fn version(&self, name: &str) -> Option<&VersionInfo> {
-        self.versions.iter().find(|v| v.name == name)
-    }
-
-    pub fn served_version(&self, name: &str) -> Option<&VersionInfo> {
-        self.version(name).filter(|v| v.served)
-    }
-
-    pub fn served_versions(&self) -> impl Iterator<Item = &VersionInfo> {
-        self.versions.iter().filter(|v| v.served)
-    }
-
-    /// `foos.hello.zeng.dev`, as kube-apiserver names a resource in messages.
-    pub fn qualified_plural(&self) -> String {
-        format!("{}.{}", self.plural, self.group)
-    }
-
     /// Check a describe() answer; the error lists every problem found.
     pub(crate) fn from_wit(r: wit::Resource) -> Result<Self, String> {
         let mut problems = Vec::new();
@@ -209,30 +144,6 @@ impl ResourceInfo {
             selectable_fields: r.selectable_fields,
         })
     }
-}
-
-/// RFC 1035 label: lowercase alphanumerics and '-', starting with a letter, ≤ 63.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && !s.ends_with('-')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-/// RFC 1123 subdomain: dot-separated RFC 1123 labels, ≤ 253.
-pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && l.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        })
 }
 
 fn is_kind(s: &str) -> bool {

@@ -12,7 +12,7 @@ use super::catalog::Plugin;
 use super::{PluginError, Result};
 
 pub use wit::{
-    Cell, FieldError, FieldErrorType, Operation, Request as RequestInfo, UserInfo, Validation,
+    FieldError, FieldErrorType, Operation, Request as RequestInfo, UserInfo, Validation,
 };
 
 /// An object as the JSON text hooks take. `serde_json::to_string` writes straight
@@ -401,7 +401,7 @@ impl<'p> PluginInstance<'p> {
     }
 
     /// `print`: one row per object (all in one version).
-    pub fn print(&mut self, objs: &[Value]) -> Result<Vec<Vec<Cell>>> {
+    pub fn print(&mut self, objs: &[Value]) -> Result<Vec<Vec<crate::api::Cell>>> {
         self.hook(|me| {
             let texts: Vec<String> = objs.iter().map(json_text).collect();
             let out = me.call("print", |g, s| g.call_print(s, &texts))?;
@@ -412,8 +412,20 @@ impl<'p> PluginInstance<'p> {
                     format!("{} objects in, {} rows out", objs.len(), rows.len()),
                 ));
             }
-            Ok(rows)
+            Ok(rows.into_iter().map(|r| r.into_iter().map(cell).collect()).collect())
         })
+    }
+}
+
+/// A printed cell in the host's terms.
+fn cell(c: wit::Cell) -> crate::api::Cell {
+    use crate::api::Cell;
+    match c {
+        wit::Cell::Text(s) => Cell::Text(s),
+        wit::Cell::Integer(i) => Cell::Integer(i),
+        wit::Cell::Number(n) => Cell::Number(n),
+        wit::Cell::Boolean(b) => Cell::Boolean(b),
+        wit::Cell::None => Cell::None,
     }
 }
 

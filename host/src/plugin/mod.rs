@@ -22,12 +22,13 @@ mod instance;
 mod output;
 mod catalog;
 
-pub use describe::{
+pub use crate::api::resource::{
     is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo,
 };
+pub use crate::api::Cell;
 pub use engine::{Compiler, PluginEngine, RuntimeLimits};
 pub use instance::{
-    Cell, FieldError, FieldErrorType, Operation, PluginInstance, RequestInfo, UserInfo, Validation,
+    FieldError, FieldErrorType, Operation, PluginInstance, RequestInfo, UserInfo, Validation,
 };
 pub use catalog::{LoadError, Plugin, PluginCatalog, PluginRegistry, PluginStats, Reload};
 
@@ -84,3 +85,30 @@ pub enum PluginError {
 }
 
 pub type Result<T, E = PluginError> = std::result::Result<T, E>;
+
+impl From<FieldError> for crate::api::FieldError {
+    fn from(e: crate::plugin::FieldError) -> Self {
+        crate::api::FieldError {
+            type_: field_error_type(e.type_),
+            field: e.field,
+            bad_value: e.bad_value,
+            detail: e.detail,
+            supported_values: e.supported_values,
+        }
+    }
+}
+
+/// A WIT field error type in the host's terms.
+fn field_error_type(t: FieldErrorType) -> crate::api::FieldErrorType {
+    use crate::api::FieldErrorType as T;
+    match t {
+        FieldErrorType::Required => T::Required,
+        FieldErrorType::Invalid => T::Invalid,
+        FieldErrorType::Forbidden => T::Forbidden,
+        FieldErrorType::Duplicate => T::Duplicate,
+        FieldErrorType::NotSupported => T::NotSupported,
+        FieldErrorType::TooLong => T::TooLong,
+        FieldErrorType::TooMany => T::TooMany,
+        FieldErrorType::NotFound => T::NotFound,
+    }
+}

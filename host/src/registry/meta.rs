@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::api::selectors::{is_label_key, is_label_value};
 use crate::api::FieldError;
-use crate::plugin::{is_dns_subdomain, ResourceInfo};
+use crate::api::resource::is_dns_subdomain;
 
 const DNS_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
@@ -210,25 +210,7 @@ fn validate_owner_references(refs: &Value) -> Vec<FieldError> {
     errs
 }
 
-/// Decode stored bytes that must be a JSON object of resource `r` (someone else may
-/// have written anything there); the error says what was found.
-pub fn decode_stored(r: &ResourceInfo, bytes: &[u8]) -> Result<Value, String> {
-    let obj: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("is not valid JSON: {e}"))?;
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let api_version = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    if !obj.is_object() || kind != r.kind || group != r.group {
-        return Err(format!(
-            "is not a {}.{} (found apiVersion {api_version:?}, kind {kind:?})",
-            r.kind, r.group
-        ));
-    }
-    Ok(obj)
-}
+pub use crate::api::resource::decode_stored;
 
 /// The revision an object read from storage carries in `metadata.resourceVersion`.
 pub fn revision_of(obj: &Value) -> Option<u64> {

@@ -23,6 +23,7 @@ mod continue_token;
 mod create;
 mod delete;
 mod dry_run;
+mod errors;
 mod guaranteed_update;
 pub mod meta;
 mod options;

@@ -24,6 +24,16 @@ use crate::storage::Storage;
 use crate::watch::WatchSettings;
 
 /// Command-line flags; names follow k8s.io/apiserver's where one exists.
+/// Where objects are kept (`--storage`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StorageBackend {
+    /// A local database in `--data-dir`: the default, for one replica.
+    #[default]
+    Embedded,
+    /// The etcd cluster of `--etcd-servers`, shared by replicas.
+    Etcd,
+}
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "wasm-apiserver",
@@ -35,8 +45,8 @@ pub struct Flags {
     #[arg(long, default_value = "plugins")]
     pub plugin_dir: PathBuf,
     /// Storage backend: `embedded` (a local database in --data-dir) or `etcd`.
-    #[arg(long, default_value = "embedded", value_parser = ["embedded", "etcd"])]
-    pub storage: String,
+    #[arg(long, value_enum, default_value_t = StorageBackend::Embedded)]
+    pub storage: StorageBackend,
     /// etcd servers to connect to, comma-separated (`--storage etcd`).
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
     pub etcd_servers: Vec<String>,
@@ -195,8 +205,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     unsafe {
         libc::malloc_trim(0);
     }
-    let storage: Arc<dyn Storage> = match flags.storage.as_str() {
-        "etcd" => Arc::new(
+    let storage: Arc<dyn Storage> = match flags.storage {
+        StorageBackend::Etcd => Arc::new(
             EtcdStore::connect(&EtcdOptions {
                 servers: flags.etcd_servers.clone(),
                 prefix: flags.etcd_prefix.clone(),
@@ -209,7 +219,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             })
             .await?,
         ),
-        _ => Arc::new(EmbeddedStore::open(&flags.data_dir.join("store"))?),
+        StorageBackend::Embedded => Arc::new(EmbeddedStore::open(&flags.data_dir.join("store"))?),
     };
     let watch = WatchSettings {
         window: flags.watch_cache_window.max(1),

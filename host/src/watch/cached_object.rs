@@ -66,7 +66,7 @@ impl CachedObject {
     }
 
     pub(super) fn forms(&self) -> std::sync::MutexGuard<'_, Forms> {
-        self.forms.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.forms)
     }
 
     fn encoded(&self, enc: &Encoding) -> Option<Bytes> {

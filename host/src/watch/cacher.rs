@@ -54,7 +54,9 @@ impl Cacher {
         settings: WatchSettings,
     ) -> Arc<Self> {
         let r = &plugin.resource;
-        let prefix = format!("/{}/{}/", r.group, r.plural);
+        let prefix = crate::storage::ResourceKeys::new(&r.group, &r.plural, r.namespaced())
+            .root()
+            .to_string();
         let cacher = Arc::new(Cacher {
             plugin: std::sync::RwLock::new(plugin),
             storage,
@@ -66,13 +68,13 @@ impl Cacher {
             task: Mutex::new(None),
         });
         let task = tokio::spawn(cacher.clone().run());
-        *cacher.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        *crate::sync::lock(&cacher.task) = Some(task);
         cacher
     }
 
     /// Stop feeding the cache and close every watcher (their clients relist).
     pub fn stop(&self) {
-        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(t) = crate::sync::lock(&self.task).take() {
             t.abort();
         }
         let mut st = self.lock();
@@ -91,7 +93,7 @@ impl Cacher {
     /// Serve with a reloaded plugin of the same resource: later conversions and prints
     /// are the new plugin's, so what the old one produced is dropped.
     pub(super) fn set_plugin(&self, plugin: Arc<Plugin>) {
-        *self.plugin.write().unwrap_or_else(|p| p.into_inner()) = plugin;
+        *crate::sync::write(&self.plugin) = plugin;
         let st = self.lock();
         for o in st.store.values().chain(st.window.iter().map(|e| &e.object)) {
             *o.forms() = Forms::default();
@@ -99,7 +101,7 @@ impl Cacher {
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Watchers currently registered.
@@ -196,7 +198,7 @@ impl Cacher {
     /// The stored object, or `None` (logged) when the bytes are not an object of this
     /// resource: reads of it from storage fail with a 500; the cache leaves it out.
     fn decode(&self, key: &str, bytes: &[u8]) -> Option<Value> {
-        match crate::registry::meta::decode_stored(&self.plugin().resource, bytes) {
+        match crate::api::decode_stored(&self.plugin().resource, bytes) {
             Ok(v) => Some(v),
             Err(why) => {
                 let at = self.storage.location(key);

@@ -60,7 +60,7 @@ impl WatchCaches {
     pub fn get(&self, plugin: &Arc<Plugin>, storage: &Arc<dyn Storage>) -> Arc<Cacher> {
         let r = &plugin.resource;
         let key = (r.group.clone(), r.plural.clone());
-        let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        let mut caches = crate::sync::lock(&self.caches);
         if let Some(c) = caches.get(&key) {
             let current = c.plugin();
             if Arc::ptr_eq(&current, plugin) {
@@ -86,7 +86,7 @@ impl WatchCaches {
     /// one back to a build a reload replaced while they were in flight.
     pub fn serving(&self, plugin: &Arc<Plugin>) -> Option<Arc<Cacher>> {
         let r = &plugin.resource;
-        let caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        let caches = crate::sync::lock(&self.caches);
         caches
             .get(&(r.group.clone(), r.plural.clone()))
             .filter(|c| Arc::ptr_eq(&c.plugin(), plugin))
@@ -95,7 +95,7 @@ impl WatchCaches {
 
     /// Stop the caches of resources `catalog` no longer serves (their watchers end).
     pub fn retain(&self, catalog: &crate::plugin::PluginCatalog) {
-        let mut caches = self.caches.lock().unwrap_or_else(|p| p.into_inner());
+        let mut caches = crate::sync::lock(&self.caches);
         caches.retain(|(group, plural), c| {
             let keep = catalog.find(group, plural).is_some();
             if !keep {

@@ -1,0 +1,34 @@
+//! How the registry's lower layers' errors read as a `metav1.Status`: storage errors
+//! (named after the object they concern) and plugin failures. Kept here so that the
+//! `api` vocabulary knows nothing of storage or the plugin runtime.
+
+use crate::api::{ApiError, ResourceInfo};
+use crate::plugin::PluginError;
+use crate::storage::StorageError;
+
+impl ApiError {
+    /// Map a storage error for an object of `r` named `name`.
+    pub fn from_storage(e: StorageError, r: &ResourceInfo, name: &str) -> Self {
+        match e {
+            StorageError::NotFound { .. } => Self::not_found(r, name),
+            StorageError::AlreadyExists { .. } => Self::already_exists(r, name),
+            StorageError::Conflict { .. } => Self::modified(r, name),
+            StorageError::Expired { requested, .. } => Self::expired(format!(
+                "The resourceVersion for the provided list is too old: {requested}"
+            )),
+            StorageError::TooLarge { requested, current } => {
+                Self::too_large_resource_version(requested, current)
+            }
+            StorageError::Unavailable(m) => Self::unavailable(m),
+            StorageError::Internal(m) => Self::internal(m),
+        }
+    }
+}
+
+impl From<PluginError> for ApiError {
+    fn from(e: PluginError) -> Self {
+        tracing::warn!(error = %e, "plugin failure");
+        ApiError::internal(e.to_string())
+    }
+}
+
