@@ -26,7 +26,15 @@ struct Row {
     message: String,
 }
 
-fn row(what: &'static str, method: Method, path: impl Into<String>, body: impl Into<String>, code: u16, reason: &'static str, message: impl Into<String>) -> Row {
+fn row(
+    what: &'static str,
+    method: Method,
+    path: impl Into<String>,
+    body: impl Into<String>,
+    code: u16,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Row {
     Row {
         what,
         method,
@@ -39,7 +47,14 @@ fn row(what: &'static str, method: Method, path: impl Into<String>, body: impl I
     }
 }
 
-async fn send(c: &Client, url: &str, method: Method, path: &str, ct: &str, body: String) -> (u16, Value, reqwest::header::HeaderMap) {
+async fn send(
+    c: &Client,
+    url: &str,
+    method: Method,
+    path: &str,
+    ct: &str,
+    body: String,
+) -> (u16, Value, reqwest::header::HeaderMap) {
     let r = c
         .request(method, format!("{url}{path}"))
         .header("content-type", ct)
@@ -49,7 +64,11 @@ async fn send(c: &Client, url: &str, method: Method, path: &str, ct: &str, body:
         .unwrap();
     let (code, headers) = (r.status().as_u16(), r.headers().clone());
     let text = r.text().await.unwrap();
-    (code, serde_json::from_str(&text).unwrap_or(Value::String(text)), headers)
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        headers,
+    )
 }
 
 /// Every Foo in every namespace, as (namespace/name, resourceVersion, the object).
@@ -63,7 +82,11 @@ async fn snapshot(c: &Client, url: &str) -> Vec<(String, String, Value)> {
         .map(|o| {
             let m = &o["metadata"];
             (
-                format!("{}/{}", m["namespace"].as_str().unwrap(), m["name"].as_str().unwrap()),
+                format!(
+                    "{}/{}",
+                    m["namespace"].as_str().unwrap(),
+                    m["name"].as_str().unwrap()
+                ),
                 m["resourceVersion"].as_str().unwrap().to_string(),
                 o.clone(),
             )
@@ -78,7 +101,15 @@ async fn hostile_requests_get_kube_apiservers_answers_and_change_nothing() {
     let s = Server::start();
     let c = s.client();
     let url = s.url.clone();
-    let (code, _, _) = send(&c, &url, Method::POST, NS, "application/json", foo("keep").to_string()).await;
+    let (code, _, _) = send(
+        &c,
+        &url,
+        Method::POST,
+        NS,
+        "application/json",
+        foo("keep").to_string(),
+    )
+    .await;
     assert_eq!(code, 201);
     let item = format!("{NS}/keep");
 
@@ -89,7 +120,9 @@ async fn hostile_requests_get_kube_apiservers_answers_and_change_nothing() {
         }
         o.to_string()
     };
-    let ops: Vec<Value> = (0..10_001).map(|_| json!({"op": "test", "path": "/kind", "value": "Foo"})).collect();
+    let ops: Vec<Value> = (0..10_001)
+        .map(|_| json!({"op": "test", "path": "/kind", "value": "Foo"}))
+        .collect();
     let mut rows = vec![
         row("a namespace that can never exist", Method::POST, "/apis/hello.zeng.dev/v2/namespaces/BAD_NS/foos", foo("x").to_string(), 422, "Invalid",
             "Foo.hello.zeng.dev \"x\" is invalid: metadata.namespace: Invalid value: \"BAD_NS\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"),
@@ -132,28 +165,59 @@ async fn hostile_requests_get_kube_apiservers_answers_and_change_nothing() {
             "DeleteOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: [\"Some\"]: supported values: \"All\""),
         row("a DeleteOptions body that is not JSON", Method::DELETE, item.clone(), "{nope", 400, "BadRequest", "error decoding DeleteOptions"),
     ];
-    let mut strict_patch = row("an unknown field in a merge patch under Strict", Method::PATCH, format!("{item}?fieldValidation=Strict"),
-        json!({"spec": {"bogus": 1}}).to_string(), 422, "Invalid", " \"\" is invalid: patch: Invalid value: ");
+    let mut strict_patch = row(
+        "an unknown field in a merge patch under Strict",
+        Method::PATCH,
+        format!("{item}?fieldValidation=Strict"),
+        json!({"spec": {"bogus": 1}}).to_string(),
+        422,
+        "Invalid",
+        " \"\" is invalid: patch: Invalid value: ",
+    );
     strict_patch.content_type = "application/merge-patch+json";
     rows.push(strict_patch);
-    rows.iter_mut().filter(|r| r.what.contains("JSON patch")).for_each(|r| r.content_type = "application/json-patch+json");
+    rows.iter_mut()
+        .filter(|r| r.what.contains("JSON patch"))
+        .for_each(|r| r.content_type = "application/json-patch+json");
 
     let before = snapshot(&c, &url).await;
     assert_eq!(before.len(), 1);
     println!("| request | code | reason |\n|---|---|---|");
     for r in &rows {
-        let (code, v, _) = send(&c, &url, r.method.clone(), &r.path, r.content_type, r.body.clone()).await;
-        println!("| {} | {code} | {} |", r.what, v["reason"].as_str().unwrap_or("-"));
+        let (code, v, _) = send(
+            &c,
+            &url,
+            r.method.clone(),
+            &r.path,
+            r.content_type,
+            r.body.clone(),
+        )
+        .await;
+        println!(
+            "| {} | {code} | {} |",
+            r.what,
+            v["reason"].as_str().unwrap_or("-")
+        );
         assert_eq!(code, r.code, "{}: {v}", r.what);
         assert_eq!(v["kind"], "Status", "{}: {v}", r.what);
         assert_eq!(v["code"], r.code, "{}: {v}", r.what);
         assert_eq!(v["reason"], r.reason, "{}: {v}", r.what);
         let message = v["message"].as_str().unwrap_or_default();
-        assert!(message.starts_with(&r.message), "{}:\n  got      {message}\n  expected {}", r.what, r.message);
+        assert!(
+            message.starts_with(&r.message),
+            "{}:\n  got      {message}\n  expected {}",
+            r.what,
+            r.message
+        );
         if r.what.starts_with("a bad generateName") {
             assert!(message.contains("[metadata.generateName: Invalid value: \"Bad_\": a lowercase RFC 1123 subdomain"), "{message}");
         }
-        assert_eq!(snapshot(&c, &url).await, before, "{} changed what is stored", r.what);
+        assert_eq!(
+            snapshot(&c, &url).await,
+            before,
+            "{} changed what is stored",
+            r.what
+        );
     }
 }
 
@@ -163,18 +227,52 @@ async fn unknown_fields_are_dropped_with_a_warning_by_default() {
     let c = s.client();
     let body = json!({"apiVersion": "hello.zeng.dev/v2", "kind": "Foo", "metadata": {"name": "newer"},
                       "spec": {"image": "nginx", "fromANewerVersion": true}});
-    let (code, v, headers) = send(&c, &s.url, Method::POST, NS, "application/json", body.to_string()).await;
+    let (code, v, headers) = send(
+        &c,
+        &s.url,
+        Method::POST,
+        NS,
+        "application/json",
+        body.to_string(),
+    )
+    .await;
     assert_eq!(code, 201, "{v}");
-    let warnings: Vec<&str> = headers.get_all("warning").iter().map(|h| h.to_str().unwrap()).collect();
-    assert_eq!(warnings, ["299 - \"unknown field \\\"spec.fromANewerVersion\\\"\""]);
+    let warnings: Vec<&str> = headers
+        .get_all("warning")
+        .iter()
+        .map(|h| h.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        warnings,
+        ["299 - \"unknown field \\\"spec.fromANewerVersion\\\"\""]
+    );
     assert_eq!(v["spec"]["image"], "nginx");
     assert!(v["spec"].get("fromANewerVersion").is_none(), "{v}");
-    let (_, stored, _) = send(&c, &s.url, Method::GET, &format!("{NS}/newer"), "", String::new()).await;
-    assert!(stored["spec"].get("fromANewerVersion").is_none(), "{stored}");
+    let (_, stored, _) = send(
+        &c,
+        &s.url,
+        Method::GET,
+        &format!("{NS}/newer"),
+        "",
+        String::new(),
+    )
+    .await;
+    assert!(
+        stored["spec"].get("fromANewerVersion").is_none(),
+        "{stored}"
+    );
     // Ignore drops it silently.
     let mut quiet = body.clone();
     quiet["metadata"]["name"] = json!("quiet");
-    let (code, _, headers) = send(&c, &s.url, Method::POST, &format!("{NS}?fieldValidation=Ignore"), "application/json", quiet.to_string()).await;
+    let (code, _, headers) = send(
+        &c,
+        &s.url,
+        Method::POST,
+        &format!("{NS}?fieldValidation=Ignore"),
+        "application/json",
+        quiet.to_string(),
+    )
+    .await;
     assert_eq!(code, 201);
     assert!(headers.get("warning").is_none());
 }
@@ -198,38 +296,101 @@ async fn deletion_propagation_keeps_objects_until_the_garbage_collector_finishes
     };
     assert!(get("orphaned").is_some());
 
-    for (name, cascade, finalizer) in [("orphaned", "orphan", "orphan"), ("foreground", "foreground", "foregroundDeletion")] {
-        s.ok(&["delete", "foo", name, &format!("--cascade={cascade}"), "--wait=false"]);
-        let kept = get(name).unwrap_or_else(|| panic!("--cascade={cascade} deleted {name} at once"));
+    for (name, cascade, finalizer) in [
+        ("orphaned", "orphan", "orphan"),
+        ("foreground", "foreground", "foregroundDeletion"),
+    ] {
+        s.ok(&[
+            "delete",
+            "foo",
+            name,
+            &format!("--cascade={cascade}"),
+            "--wait=false",
+        ]);
+        let kept =
+            get(name).unwrap_or_else(|| panic!("--cascade={cascade} deleted {name} at once"));
         assert_eq!(kept["metadata"]["finalizers"], json!([finalizer]), "{kept}");
         assert!(kept["metadata"]["deletionTimestamp"].is_string(), "{kept}");
-        assert_eq!(kept["metadata"]["generation"], 2, "marking as deleting bumps generation, as kube does");
+        assert_eq!(
+            kept["metadata"]["generation"], 2,
+            "marking as deleting bumps generation, as kube does"
+        );
         // A second delete without options changes nothing (kubectl would send
         // Background, which drops the collector's finalizer, as in kube).
-        let (code, again, _) = send(&c, &s.url, Method::DELETE, &format!("{NS}/{name}"), "", String::new()).await;
+        let (code, again, _) = send(
+            &c,
+            &s.url,
+            Method::DELETE,
+            &format!("{NS}/{name}"),
+            "",
+            String::new(),
+        )
+        .await;
         assert_eq!(code, 200, "{again}");
-        assert_eq!(again["metadata"]["resourceVersion"], kept["metadata"]["resourceVersion"]);
-        assert_eq!(get(name).unwrap()["metadata"]["resourceVersion"], kept["metadata"]["resourceVersion"]);
+        assert_eq!(
+            again["metadata"]["resourceVersion"],
+            kept["metadata"]["resourceVersion"]
+        );
+        assert_eq!(
+            get(name).unwrap()["metadata"]["resourceVersion"],
+            kept["metadata"]["resourceVersion"]
+        );
         // The garbage collector has done its work: it removes its finalizer...
-        s.ok(&["patch", "foo", name, "--type=json", "-p", r#"[{"op":"remove","path":"/metadata/finalizers"}]"#]);
+        s.ok(&[
+            "patch",
+            "foo",
+            name,
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ]);
         // ...and the object is gone.
         assert!(get(name).is_none(), "{name} outlived its last finalizer");
     }
-    s.ok(&["delete", "foo", "background", "--cascade=background", "--wait=false"]);
+    s.ok(&[
+        "delete",
+        "foo",
+        "background",
+        "--cascade=background",
+        "--wait=false",
+    ]);
     assert!(get("background").is_none());
 
     // The deprecated orphanDependents=false on an object another finalizer holds: 202.
     let mut held = foo("held");
     held["metadata"]["finalizers"] = json!(["example.com/hold"]);
     create(&held);
-    let (code, v, _) = send(&c, &s.url, Method::DELETE, &format!("{NS}/held"), "application/json", json!({"orphanDependents": false}).to_string()).await;
+    let (code, v, _) = send(
+        &c,
+        &s.url,
+        Method::DELETE,
+        &format!("{NS}/held"),
+        "application/json",
+        json!({"orphanDependents": false}).to_string(),
+    )
+    .await;
     assert_eq!(code, 202, "{v}");
     assert_eq!(v["metadata"]["finalizers"], json!(["example.com/hold"]));
     // Background on an object held by the orphan finalizer drops it, and deletes.
     let orphan = foo("switch");
     create(&orphan);
-    s.ok(&["delete", "foo", "switch", "--cascade=orphan", "--wait=false"]);
+    s.ok(&[
+        "delete",
+        "foo",
+        "switch",
+        "--cascade=orphan",
+        "--wait=false",
+    ]);
     assert!(get("switch").is_some());
-    s.ok(&["delete", "foo", "switch", "--cascade=background", "--wait=false"]);
-    assert!(get("switch").is_none(), "Background removes the orphan finalizer, and with it the object");
+    s.ok(&[
+        "delete",
+        "foo",
+        "switch",
+        "--cascade=background",
+        "--wait=false",
+    ]);
+    assert!(
+        get("switch").is_none(),
+        "Background removes the orphan finalizer, and with it the object"
+    );
 }

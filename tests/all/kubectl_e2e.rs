@@ -132,6 +132,7 @@ fn kubectl_get_watch_sees_another_kubectls_changes() {
         }
     }
     let _ = watch.kill();
+    let _ = watch.wait();
     let events: Vec<(&str, &str)> = lines
         .iter()
         .filter(|l| !l.starts_with("EVENT"))

@@ -133,7 +133,6 @@ fn render_value(json_text: &str) -> String {
     }
 }
 
-
 /// `ErrorList.ToAggregate()` as text: one error bare, several in brackets.
 pub fn aggregate(errors: &[FieldError]) -> String {
     match errors {

@@ -11,8 +11,8 @@ pub mod table;
 
 pub use fields::{FieldError, FieldErrorType};
 pub use resource::{decode_stored, PrinterColumn, ResourceInfo, Scope, VersionInfo};
-pub use table::Cell;
 pub use status::{ApiError, ApiResult};
+pub use table::Cell;
 
 /// `metav1.Time` as kube-apiserver writes it: RFC 3339, seconds, UTC.
 pub fn now_rfc3339() -> String {

@@ -224,7 +224,11 @@ impl FieldSelector {
             let same = match cur {
                 Value::String(s) => s == value,
                 Value::Null => value.is_empty(),
-                other => other.to_string() == *value,
+                Value::Bool(b) => value == if *b { "true" } else { "false" },
+                other => {
+                    let text = other.to_string();
+                    text == *value
+                }
             };
             same == *eq
         })

@@ -111,7 +111,11 @@ impl ApiError {
             format!(
                 "{}{} {name:?} is invalid: {}",
                 kind,
-                if group.is_empty() { String::new() } else { format!(".{group}") },
+                if group.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{group}")
+                },
                 aggregate(errors)
             ),
         )

@@ -65,17 +65,21 @@ pub fn choose(headers: &HeaderMap, table: bool, discovery: bool) -> ApiResult<Ou
             "application/json" | "application/*" | "*/*"
         );
         match param("as") {
-            Some("Table") if json_like && table => {
-                if param("g") == Some("meta.k8s.io")
-                    && matches!(param("v"), Some("v1") | Some("v1beta1"))
-                {
-                    return Ok(Output::Table);
-                }
+            Some("Table")
+                if json_like
+                    && table
+                    && param("g") == Some("meta.k8s.io")
+                    && matches!(param("v"), Some("v1") | Some("v1beta1")) =>
+            {
+                return Ok(Output::Table);
             }
-            Some("APIGroupDiscoveryList") if json_like && discovery => {
-                if param("g") == Some("apidiscovery.k8s.io") && param("v") == Some("v2") {
-                    return Ok(Output::Discovery);
-                }
+            Some("APIGroupDiscoveryList")
+                if json_like
+                    && discovery
+                    && param("g") == Some("apidiscovery.k8s.io")
+                    && param("v") == Some("v2") =>
+            {
+                return Ok(Output::Discovery);
             }
             Some(_) => {}
             None if json_like => return Ok(Output::Json),

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use super::bindings::PluginPre;
-use crate::api::ResourceInfo;
 use super::engine::PluginEngine;
 use super::instance::{CallState, InstancePool, PluginInstance};
 use super::Result;
+use crate::api::ResourceInfo;
 
 /// The WIT world every plugin must implement; named in load errors.
 pub const WORLD: &str = "wasm-apiserver:plugin/plugin@0.1.0";

@@ -3,7 +3,9 @@
 use super::bindings::wasm_apiserver::plugin::types as wit;
 use serde_json::Value;
 
-use crate::api::resource::{is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo};
+use crate::api::resource::{
+    is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo,
+};
 
 impl ResourceInfo {
     /// Check a describe() answer; the error lists every problem found.

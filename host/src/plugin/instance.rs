@@ -7,8 +7,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::wasm_apiserver::plugin::host::{self, Level};
 use super::bindings::wasm_apiserver::plugin::types as wit;
-use super::output::{GuestOutput, Stream};
 use super::catalog::Plugin;
+use super::output::{GuestOutput, Stream};
 use super::{PluginError, Result};
 
 pub use wit::{
@@ -412,7 +412,10 @@ impl<'p> PluginInstance<'p> {
                     format!("{} objects in, {} rows out", objs.len(), rows.len()),
                 ));
             }
-            Ok(rows.into_iter().map(|r| r.into_iter().map(cell).collect()).collect())
+            Ok(rows
+                .into_iter()
+                .map(|r| r.into_iter().map(cell).collect())
+                .collect())
         })
     }
 }

@@ -16,21 +16,21 @@
 //! no arguments, no sockets; each line a plugin writes to stdout or stderr goes to the
 //! server log with the plugin's name.
 
+mod catalog;
 mod describe;
 mod engine;
 mod instance;
 mod output;
-mod catalog;
 
 pub use crate::api::resource::{
     is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo,
 };
 pub use crate::api::Cell;
+pub use catalog::{LoadError, Plugin, PluginCatalog, PluginRegistry, PluginStats, Reload};
 pub use engine::{Compiler, PluginEngine, RuntimeLimits};
 pub use instance::{
     FieldError, FieldErrorType, Operation, PluginInstance, RequestInfo, UserInfo, Validation,
 };
-pub use catalog::{LoadError, Plugin, PluginCatalog, PluginRegistry, PluginStats, Reload};
 
 /// Bindings generated from `wit/world.wit`.
 pub(crate) mod bindings {

@@ -45,9 +45,7 @@ impl Registry {
                 t.api_version()
             )));
         }
-        let version = r
-            .version(&t.version)
-            .ok_or_else(ApiError::path_not_found)?;
+        let version = r.version(&t.version).ok_or_else(ApiError::path_not_found)?;
         let check = schema::check(&version.schema, &body);
         let mut strict: Vec<String> = Vec::new();
         for path in &opts.duplicate_fields {
@@ -59,11 +57,16 @@ impl Registry {
         match opts.field_validation {
             // A patch is answered about the patched object, as kube-apiserver does.
             FieldValidation::Strict if !strict.is_empty() && opts.verb == WriteVerb::Patch => {
-                return Err(ApiError::invalid_kind("", "", "", &[FieldError::invalid(
-                    "patch",
-                    &Value::String(body.to_string()),
-                    format!("strict decoding error: {}", strict.join(", ")),
-                )]));
+                return Err(ApiError::invalid_kind(
+                    "",
+                    "",
+                    "",
+                    &[FieldError::invalid(
+                        "patch",
+                        &Value::String(body.to_string()),
+                        format!("strict decoding error: {}", strict.join(", ")),
+                    )],
+                ));
             }
             FieldValidation::Strict if !strict.is_empty() => {
                 return Err(ApiError::bad_request(format!(

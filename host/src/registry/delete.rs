@@ -34,7 +34,10 @@ fn finalizers_after_delete(
         None => match first_gc.map(String::as_str) {
             Some(ORPHAN) => (true, false),
             Some(_) => (false, true),
-            None => (default == Some(Propagation::Orphan), default == Some(Propagation::Foreground)),
+            None => (
+                default == Some(Propagation::Orphan),
+                default == Some(Propagation::Foreground),
+            ),
         },
     };
     let mut out: Vec<String> = existing
@@ -217,19 +220,37 @@ mod tests {
 
     #[test]
     fn deletion_is_decided_from_finalizers_and_the_deletion_timestamp() {
-        assert_eq!(Deletion::of(&json!({"metadata": {"name": "a"}}), None), Deletion::Now);
+        assert_eq!(
+            Deletion::of(&json!({"metadata": {"name": "a"}}), None),
+            Deletion::Now
+        );
         assert_eq!(Deletion::of(&obj(&[], false), None), Deletion::Now);
-        assert_eq!(Deletion::of(&obj(&["x.io/f"], false), None), mark(&["x.io/f"]));
-        assert_eq!(Deletion::of(&obj(&["x.io/f"], true), None), Deletion::AlreadyDeleting);
+        assert_eq!(
+            Deletion::of(&obj(&["x.io/f"], false), None),
+            mark(&["x.io/f"])
+        );
+        assert_eq!(
+            Deletion::of(&obj(&["x.io/f"], true), None),
+            Deletion::AlreadyDeleting
+        );
     }
 
     #[test]
     fn the_propagation_policy_decides_the_garbage_collectors_finalizers() {
         use Propagation::*;
         // Orphan and Foreground keep the object with the GC's finalizer.
-        assert_eq!(Deletion::of(&obj(&[], false), Some(Orphan)), mark(&["orphan"]));
-        assert_eq!(Deletion::of(&obj(&[], false), Some(Foreground)), mark(&["foregroundDeletion"]));
-        assert_eq!(Deletion::of(&obj(&[], false), Some(Background)), Deletion::Now);
+        assert_eq!(
+            Deletion::of(&obj(&[], false), Some(Orphan)),
+            mark(&["orphan"])
+        );
+        assert_eq!(
+            Deletion::of(&obj(&[], false), Some(Foreground)),
+            mark(&["foregroundDeletion"])
+        );
+        assert_eq!(
+            Deletion::of(&obj(&[], false), Some(Background)),
+            Deletion::Now
+        );
         // Other finalizers stay, in order; the GC's comes last.
         assert_eq!(
             Deletion::of(&obj(&["x.io/f"], false), Some(Orphan)),
@@ -241,9 +262,15 @@ mod tests {
             mark(&["foregroundDeletion"])
         );
         // ...Background drops the GC's finalizer, so nothing holds the object...
-        assert_eq!(Deletion::of(&obj(&["orphan"], true), Some(Background)), Deletion::Now);
+        assert_eq!(
+            Deletion::of(&obj(&["orphan"], true), Some(Background)),
+            Deletion::Now
+        );
         // ...and without options the finalizer already there decides.
-        assert_eq!(Deletion::of(&obj(&["orphan"], true), None), Deletion::AlreadyDeleting);
+        assert_eq!(
+            Deletion::of(&obj(&["orphan"], true), None),
+            Deletion::AlreadyDeleting
+        );
         assert_eq!(
             finalizers_after_delete(&["foregroundDeletion".into()], None, Some(Orphan)),
             ["foregroundDeletion"]

@@ -14,7 +14,11 @@ pub(super) struct Writes<'a> {
 impl Writes<'_> {
     /// Store a new object; its revision, or `None` on a dry run (the answer then
     /// carries no resourceVersion, as kube-apiserver's).
-    pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<Option<Revision>, StorageError> {
+    pub async fn create(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<Option<Revision>, StorageError> {
         if !self.dry_run {
             return self.storage.create(key, value).await.map(Some);
         }
@@ -26,7 +30,12 @@ impl Writes<'_> {
 
     /// Replace the object stored at `expected`; the revision the object now has (on a
     /// dry run, the one it keeps).
-    pub async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<Revision, StorageError> {
+    pub async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: Revision,
+    ) -> Result<Revision, StorageError> {
         if !self.dry_run {
             return self.storage.update(key, value, expected).await;
         }
@@ -37,7 +46,11 @@ impl Writes<'_> {
     /// run, the object's own).
     pub async fn delete(&self, key: &str, expected: Revision) -> Result<Revision, StorageError> {
         if !self.dry_run {
-            return self.storage.delete(key, Some(expected)).await.map(|s| s.revision);
+            return self
+                .storage
+                .delete(key, Some(expected))
+                .await
+                .map(|s| s.revision);
         }
         self.expect_at(key, expected).await.map(|()| expected)
     }

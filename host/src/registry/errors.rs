@@ -31,4 +31,3 @@ impl From<PluginError> for ApiError {
         ApiError::internal(e.to_string())
     }
 }
-

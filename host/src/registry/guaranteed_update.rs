@@ -60,12 +60,10 @@ impl Registry {
                         set_rv(&mut obj, rev);
                         obj
                     }),
-                Action::Delete(mut obj) => {
-                    writes.delete(&key, current.revision).await.map(|rev| {
-                        set_rv(&mut obj, rev);
-                        obj
-                    })
-                }
+                Action::Delete(mut obj) => writes.delete(&key, current.revision).await.map(|rev| {
+                    set_rv(&mut obj, rev);
+                    obj
+                }),
             };
             match done {
                 Ok(obj) => return Ok(obj),

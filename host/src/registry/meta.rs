@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
+use crate::api::resource::is_dns_subdomain;
 use crate::api::selectors::{is_label_key, is_label_value};
 use crate::api::FieldError;
-use crate::api::resource::is_dns_subdomain;
 
 const DNS_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
@@ -63,7 +63,11 @@ pub fn validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
             _ => g.to_string(),
         };
         if !is_dns_subdomain(&masked) {
-            errs.push(FieldError::invalid("metadata.generateName", &json!(g), DNS_SUBDOMAIN_MSG));
+            errs.push(FieldError::invalid(
+                "metadata.generateName",
+                &json!(g),
+                DNS_SUBDOMAIN_MSG,
+            ));
         }
     }
     match meta["name"].as_str() {
@@ -140,10 +144,18 @@ pub fn validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
         }
     }
     errs.extend(validate_owner_references(&meta["ownerReferences"]));
-    let finalizers: Vec<&Value> = meta["finalizers"].as_array().into_iter().flatten().collect();
+    let finalizers: Vec<&Value> = meta["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
     for f in &finalizers {
         if !f.as_str().is_some_and(is_label_key) {
-            errs.push(FieldError::invalid("metadata.finalizers", f, QUALIFIED_NAME_MSG));
+            errs.push(FieldError::invalid(
+                "metadata.finalizers",
+                f,
+                QUALIFIED_NAME_MSG,
+            ));
         }
     }
     let has = |name: &str| finalizers.iter().any(|f| f.as_str() == Some(name));
@@ -161,7 +173,8 @@ pub fn validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
 pub fn is_rfc1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -176,7 +189,10 @@ fn validate_owner_references(refs: &Value) -> Vec<FieldError> {
         let field = |f: &str| r[f].as_str().unwrap_or_default();
         let api_version = field("apiVersion");
         if api_version.is_empty() {
-            errs.push(FieldError::required(format!("{path}.apiVersion"), "must not be empty"));
+            errs.push(FieldError::required(
+                format!("{path}.apiVersion"),
+                "must not be empty",
+            ));
         } else {
             let parts: Vec<&str> = api_version.split('/').collect();
             if parts.len() > 2 || parts.last().is_some_and(|v| v.is_empty()) {
@@ -189,11 +205,18 @@ fn validate_owner_references(refs: &Value) -> Vec<FieldError> {
         }
         for f in ["kind", "name", "uid"] {
             if field(f).is_empty() {
-                errs.push(FieldError::required(format!("{path}.{f}"), "must not be empty"));
+                errs.push(FieldError::required(
+                    format!("{path}.{f}"),
+                    "must not be empty",
+                ));
             }
         }
         if api_version == "v1" && field("kind") == "Event" {
-            errs.push(FieldError::invalid(path, r, "/v1, Kind=Event is disallowed from being an owner"));
+            errs.push(FieldError::invalid(
+                path,
+                r,
+                "/v1, Kind=Event is disallowed from being an owner",
+            ));
         }
         if r["controller"].as_bool() == Some(true) {
             let this = format!("{}/{}", field("kind"), field("name"));
@@ -253,11 +276,23 @@ mod tests {
         let with_ns = |ns: &str| json!({"metadata": {"name": "a", "namespace": ns}});
         let errs = validate(&with_ns("BAD_NS"), true);
         assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].message(), format!("metadata.namespace: Invalid value: \"BAD_NS\": {DNS_LABEL_MSG}"));
-        assert_eq!(validate(&with_ns("a.b"), true)[0].detail, "must not contain dots");
-        assert_eq!(validate(&with_ns(&"a".repeat(64)), true)[0].detail, "must be no more than 63 characters");
+        assert_eq!(
+            errs[0].message(),
+            format!("metadata.namespace: Invalid value: \"BAD_NS\": {DNS_LABEL_MSG}")
+        );
+        assert_eq!(
+            validate(&with_ns("a.b"), true)[0].detail,
+            "must not contain dots"
+        );
+        assert_eq!(
+            validate(&with_ns(&"a".repeat(64)), true)[0].detail,
+            "must be no more than 63 characters"
+        );
         assert!(validate(&with_ns("team-1"), true).is_empty());
-        assert!(validate(&with_ns("1team"), true).is_empty(), "RFC 1123 allows a leading digit");
+        assert!(
+            validate(&with_ns("1team"), true).is_empty(),
+            "RFC 1123 allows a leading digit"
+        );
     }
 
     #[test]
@@ -267,10 +302,19 @@ mod tests {
             {"apiVersion": "a/b/c", "kind": "", "name": "q", "uid": "1", "controller": true},
             {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "2", "controller": true},
         ]);
-        let msgs: Vec<String> = validate_owner_references(&refs).iter().map(FieldError::message).collect();
-        assert_eq!(msgs[0], "metadata.ownerReferences[0].uid: Required value: must not be empty");
+        let msgs: Vec<String> = validate_owner_references(&refs)
+            .iter()
+            .map(FieldError::message)
+            .collect();
+        assert_eq!(
+            msgs[0],
+            "metadata.ownerReferences[0].uid: Required value: must not be empty"
+        );
         assert_eq!(msgs[1], "metadata.ownerReferences[1].apiVersion: Invalid value: \"a/b/c\": must be <group>/<version> or <version>");
-        assert_eq!(msgs[2], "metadata.ownerReferences[1].kind: Required value: must not be empty");
+        assert_eq!(
+            msgs[2],
+            "metadata.ownerReferences[1].kind: Required value: must not be empty"
+        );
         assert!(msgs[3].ends_with("Only one reference can have Controller set to true. Found \"true\" in references for /q and Deployment/d"), "{}", msgs[3]);
         assert_eq!(msgs.len(), 4);
     }

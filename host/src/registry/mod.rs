@@ -34,9 +34,8 @@ mod update;
 
 pub use delete::Deleted;
 pub use options::{
-    DeleteOptions, DeleteOptionsWire, FieldValidation, ListOptions, ListResult, Outcome,
-    PatchType, Propagation, WriteOptions, WriteVerb, MAX_FIELD_MANAGER_BYTES,
-    MAX_JSON_PATCH_OPERATIONS,
+    DeleteOptions, DeleteOptionsWire, FieldValidation, ListOptions, ListResult, Outcome, PatchType,
+    Propagation, WriteOptions, WriteVerb, MAX_FIELD_MANAGER_BYTES, MAX_JSON_PATCH_OPERATIONS,
 };
 pub use store::Registry;
 pub use target::Target;

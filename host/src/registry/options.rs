@@ -344,7 +344,13 @@ mod tests {
             e.message,
             "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"foo\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
         );
-        let ok = WriteOptions::parse(WriteVerb::Create, &strings(&["All"]), Some(&"m".repeat(128)), None).unwrap();
+        let ok = WriteOptions::parse(
+            WriteVerb::Create,
+            &strings(&["All"]),
+            Some(&"m".repeat(128)),
+            None,
+        )
+        .unwrap();
         assert!(ok.dry_run);
         assert_eq!(ok.field_validation, FieldValidation::Warn, "kube's default");
     }
@@ -389,11 +395,17 @@ mod tests {
             "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""
         );
         let e = opts(None, Some("Exact"), None).validate().unwrap_err();
-        assert!(e.message.ends_with("resourceVersionMatch is forbidden unless resourceVersion is provided"));
-        let e = opts(Some("5"), Some("Newest"), None).validate().unwrap_err();
+        assert!(e
+            .message
+            .ends_with("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+        let e = opts(Some("5"), Some("Newest"), None)
+            .validate()
+            .unwrap_err();
         assert!(e.message.ends_with("Unsupported value: \"Newest\": supported values: \"Exact\", \"NotOlderThan\", \"\""), "{}", e.message);
         opts(Some("5"), Some("Exact"), None).validate().unwrap();
-        opts(Some("0"), Some("NotOlderThan"), None).validate().unwrap();
+        opts(Some("0"), Some("NotOlderThan"), None)
+            .validate()
+            .unwrap();
         opts(None, None, Some("tok")).validate().unwrap();
     }
 }

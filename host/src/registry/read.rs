@@ -79,7 +79,10 @@ impl Registry {
                     .map_err(|e| ApiError::from_storage(e, r, ""))?;
                 if rv > current {
                     return Err(ApiError::from_storage(
-                        StorageError::TooLarge { requested: rv, current },
+                        StorageError::TooLarge {
+                            requested: rv,
+                            current,
+                        },
                         r,
                         "",
                     ));
@@ -127,12 +130,17 @@ impl Registry {
                 break;
             }
             let Some(last) = last_key else {
-                return Err(ApiError::internal("storage said more items remain after an empty page"));
+                return Err(ApiError::internal(
+                    "storage said more items remain after an empty page",
+                ));
             };
             if limit.is_some_and(|l| items.len() >= l) {
                 next_token = Some(continue_token::encode(
                     page.revision,
-                    &format!("{}\u{0}", last.strip_prefix(prefix.as_str()).unwrap_or(&last)),
+                    &format!(
+                        "{}\u{0}",
+                        last.strip_prefix(prefix.as_str()).unwrap_or(&last)
+                    ),
                 ));
                 break;
             }

@@ -21,6 +21,9 @@ pub struct Registry {
     pub watch: WatchCaches,
 }
 
+/// Per object read, the watch cache's copy of it at the same revision, if it has one.
+type Held = Vec<Option<Arc<CachedObject>>>;
+
 /// Run plugin hooks without stalling the async runtime's other tasks.
 pub(super) fn hooks<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
@@ -123,11 +126,7 @@ impl Registry {
 
     /// For each object read from storage (in any version), the watch cache's copy when
     /// the cache runs on this plugin build and holds the object at the same revision.
-    fn held(
-        &self,
-        t: &Target,
-        objs: &[Value],
-    ) -> Option<(Arc<Cacher>, Vec<Option<Arc<CachedObject>>>)> {
+    fn held(&self, t: &Target, objs: &[Value]) -> Option<(Arc<Cacher>, Held)> {
         let cacher = self.watch.serving(&t.plugin)?;
         let keys = t.keys();
         let held = objs

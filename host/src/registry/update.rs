@@ -33,7 +33,11 @@ fn parse_body_rv(t: &Target, name: &str, rv: &str) -> ApiResult<Revision> {
         ApiError::invalid(
             t.resource(),
             name,
-            &[FieldError::invalid("metadata.resourceVersion", &json!(rv), m)],
+            &[FieldError::invalid(
+                "metadata.resourceVersion",
+                &json!(rv),
+                m,
+            )],
         )
     })
 }
@@ -84,7 +88,16 @@ impl Registry {
                     return Err(ApiError::modified(r, name));
                 }
                 warnings = admitted.clone();
-                self.decide_update(t, &mut inst, name, new.clone(), old, subresource, opts, &mut warnings)
+                self.decide_update(
+                    t,
+                    &mut inst,
+                    name,
+                    new.clone(),
+                    old,
+                    subresource,
+                    opts,
+                    &mut warnings,
+                )
             })
             .await?;
         let object = self.to_request_version(t, &mut inst, vec![out])?.remove(0);
@@ -160,7 +173,10 @@ impl Registry {
 
     /// What an update or patch does with `new` given the stored `old` (both in the
     /// storage version, `old` with its resourceVersion).
-    #[allow(clippy::too_many_arguments, reason = "the parts of one update, each used once")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one update, each used once"
+    )]
     fn decide_update(
         &self,
         t: &Target,

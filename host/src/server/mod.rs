@@ -215,7 +215,6 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                 key_file: flags.etcd_keyfile.clone(),
                 request_timeout: flags.etcd_request_timeout,
                 compaction_interval: Some(flags.etcd_compaction_interval).filter(|d| !d.is_zero()),
-                ..EtcdOptions::default()
             })
             .await?,
         ),

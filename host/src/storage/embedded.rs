@@ -63,6 +63,9 @@ fn internal(e: impl std::fmt::Display) -> StorageError {
     StorageError::Internal(e.to_string())
 }
 
+/// A value with the revision of its last write.
+type Versioned = (Revision, Vec<u8>);
+
 impl EmbeddedStore {
     /// Open (or create) the database at `dir/objects.redb`.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
@@ -137,8 +140,8 @@ impl EmbeddedStore {
     fn write(
         db: &Database,
         key: &str,
-        f: impl FnOnce(Option<(Revision, Vec<u8>)>) -> Result<Option<Vec<u8>>>,
-    ) -> Result<(Revision, Option<(Revision, Vec<u8>)>)> {
+        f: impl FnOnce(Option<Versioned>) -> Result<Option<Vec<u8>>>,
+    ) -> Result<(Revision, Option<Versioned>)> {
         let mut tx = db.begin_write().map_err(internal)?;
         tx.set_durability(Durability::Immediate);
         let result = {

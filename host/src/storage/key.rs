@@ -68,6 +68,9 @@ mod tests {
 
         let cluster = ResourceKeys::new("wardle.example.com", "fischers", false);
         assert_eq!(cluster.prefix(Some("a")), "/wardle.example.com/fischers/");
-        assert_eq!(cluster.of(&obj).as_deref(), Some("/wardle.example.com/fischers/x"));
+        assert_eq!(
+            cluster.of(&obj).as_deref(),
+            Some("/wardle.example.com/fischers/x")
+        );
     }
 }

@@ -49,6 +49,9 @@ pub(super) struct Forms {
     encoded: Vec<(Encoding, Bytes)>,
 }
 
+/// Which of an object's remembered forms (per version: converted objects or cells).
+type FormOf<T> = fn(&mut Forms) -> &mut Vec<(Arc<str>, Arc<T>)>;
+
 impl CachedObject {
     pub(super) fn new(key: String, revision: Revision, mut value: Value) -> Arc<Self> {
         if let Some(m) = value.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -78,11 +81,7 @@ impl CachedObject {
     }
 
     /// What `form` remembers for `version`, if anything.
-    fn remembered<T>(
-        &self,
-        form: fn(&mut Forms) -> &mut Vec<(Arc<str>, Arc<T>)>,
-        version: &str,
-    ) -> Option<Arc<T>> {
+    fn remembered<T>(&self, form: FormOf<T>, version: &str) -> Option<Arc<T>> {
         form(&mut self.forms())
             .iter()
             .find(|(v, _)| &**v == version)
@@ -174,7 +173,7 @@ impl Cacher {
         &self,
         objs: &[&Arc<CachedObject>],
         version: &Arc<str>,
-        form: fn(&mut Forms) -> &mut Vec<(Arc<str>, Arc<T>)>,
+        form: FormOf<T>,
         compute: impl FnOnce(&Arc<Plugin>, &[&Arc<CachedObject>]) -> Result<Vec<T>>,
     ) -> Result<Vec<Arc<T>>> {
         let mut out: Vec<Option<Arc<T>>> =

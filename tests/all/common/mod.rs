@@ -1,5 +1,8 @@
 //! Helpers shared by the host's integration tests.
-#![allow(dead_code, reason = "the benchmarks include this module and use only part of it")]
+#![allow(
+    dead_code,
+    reason = "the benchmarks include this module and use only part of it"
+)]
 
 use std::path::PathBuf;
 
