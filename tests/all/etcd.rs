@@ -553,3 +553,62 @@ async fn etcd_over_tls_with_client_certificates() {
         assert!(err.contains(why), "{flags:?}: {err}");
     }
 }
+
+/// kube-apiserver's request timeout: a request that outlives `--request-timeout`, or
+/// the shorter `timeout` it asked for, is answered 504 while the store hangs; the
+/// server serves again once the store answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_outliving_their_timeout_get_504_while_etcd_hangs() {
+    let etcd = Etcd::start();
+    let s = Server::start_with(&[
+        "--storage",
+        "etcd",
+        "--etcd-servers",
+        &etcd.url(),
+        "--etcd-request-timeout",
+        "20s",
+        "--request-timeout",
+        "1s",
+    ]);
+    let c = s.client();
+    let ns = format!("{}/apis/hello.zeng.dev/v2/namespaces/default/foos", s.url);
+    let r = c.post(&ns).json(&foo("before")).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+
+    etcd.pause();
+    let started = Instant::now();
+    let r = c
+        .get(format!("{ns}/before?timeout=300ms"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["reason"], "Timeout", "{v}");
+    assert_eq!(
+        v["message"],
+        "Timeout: request did not complete within the allotted timeout"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the 300 ms timeout was not kept"
+    );
+
+    let started = Instant::now();
+    let r = c.post(&ns).json(&foo("during")).send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["message"],
+        "Timeout: request did not complete within requested timeout - context deadline exceeded"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "--request-timeout 1s took {took:?}"
+    );
+
+    etcd.unpause();
+    let r = c.get(format!("{ns}/before")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "serving again once etcd answers");
+}

@@ -163,6 +163,8 @@ async fn hostile_requests_get_kube_apiservers_answers_and_change_nothing() {
             "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Invalid value: \"Orphan\": orphanDependents and deletionPropagation cannot be both set"),
         row("an unknown dryRun on delete", Method::DELETE, item.clone(), json!({"dryRun": ["Some"]}).to_string(), 422, "Invalid",
             "DeleteOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: [\"Some\"]: supported values: \"All\""),
+        row("an unparseable timeout", Method::GET, format!("{NS}?timeout=abc"), "", 400, "BadRequest",
+            "invalid timeout specified in the request URL - time: invalid duration \"abc\""),
         row("a DeleteOptions body that is not JSON", Method::DELETE, item.clone(), "{nope", 400, "BadRequest", "error decoding DeleteOptions"),
     ];
     let mut strict_patch = row(

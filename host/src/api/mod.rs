@@ -2,6 +2,7 @@
 //! errors, field errors, selectors, ObjectMeta and schema validation, Table output.
 
 pub mod duplicates;
+pub mod duration;
 pub mod fields;
 pub mod resource;
 pub mod schema;

@@ -162,6 +162,11 @@ impl ApiError {
         )
     }
 
+    /// 504 Timeout: the request took longer than it was allowed.
+    pub fn timeout(why: &str) -> Self {
+        Self::new(504, "Timeout", format!("Timeout: {why}")).with_details(json!({}))
+    }
+
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
     }

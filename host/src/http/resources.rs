@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::negotiate::{self, Output};
 use super::params::{
@@ -56,10 +57,49 @@ pub(super) async fn apis(
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Response {
-    match serve_apis(&state, &rest, q.as_deref(), req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    let watching = rest.split('/').nth(2) == Some("watch")
+        || query_map(q.as_deref())
+            .get("watch")
+            .is_some_and(|w| matches!(w.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"));
+    if watching {
+        // A watch lasts as its timeoutSeconds or --min-request-timeout say.
+        return serve_apis(&state, &rest, q.as_deref(), req)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
     }
+    let mutating = req.method() != Method::GET;
+    let limit = match request_timeout(&state, q.as_deref()) {
+        Ok(limit) => limit,
+        Err(e) => return e.into_response(),
+    };
+    match tokio::time::timeout(limit, serve_apis(&state, &rest, q.as_deref(), req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => e.into_response(),
+        // kube-apiserver's two wordings: its handlers' for writes, its filter's for reads.
+        Err(_) if mutating => ApiError::timeout(
+            "request did not complete within requested timeout - context deadline exceeded",
+        )
+        .into_response(),
+        Err(_) => ApiError::timeout("request did not complete within the allotted timeout")
+            .into_response(),
+    }
+}
+
+/// How long a request may take: `--request-timeout`, or the request's `timeout`
+/// parameter when it is shorter and positive (as kube-apiserver; others are ignored).
+fn request_timeout(state: &AppState, q: Option<&str>) -> ApiResult<Duration> {
+    let Some(t) = query_map(q).remove("timeout").filter(|t| !t.is_empty()) else {
+        return Ok(state.request_timeout);
+    };
+    let secs = crate::api::duration::parse_go_duration(&t).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid timeout specified in the request URL - {e}"
+        ))
+    })?;
+    Ok(match Duration::try_from_secs_f64(secs) {
+        Ok(d) if !d.is_zero() && d < state.request_timeout => d,
+        _ => state.request_timeout,
+    })
 }
 
 /// The parsed resource part of a URL.

@@ -14,8 +14,11 @@ pub struct AppState {
     /// Delegated authentication and authorization; `None` in `--dev` (every request
     /// acts as `system:admin`).
     pub auth: Option<Arc<crate::auth::Auth>>,
-    /// A watch without timeoutSeconds ends after this (`--min-request-timeout`).
+    /// A watch without timeoutSeconds ends after between this and twice this
+    /// (`--min-request-timeout`).
     pub watch_timeout: Duration,
+    /// Other requests are answered 504 after this (`--request-timeout`).
+    pub request_timeout: Duration,
     /// Discovery and OpenAPI documents, rebuilt when the plugin catalog changes.
     docs: RwLock<(Arc<PluginCatalog>, Arc<Documents>)>,
 }
@@ -25,6 +28,7 @@ impl AppState {
         registry: Arc<Registry>,
         auth: Option<Arc<crate::auth::Auth>>,
         watch_timeout: Duration,
+        request_timeout: Duration,
     ) -> Arc<Self> {
         let catalog = registry.plugins.snapshot();
         let docs = Arc::new(Documents::build(&catalog));
@@ -32,6 +36,7 @@ impl AppState {
             registry,
             auth,
             watch_timeout,
+            request_timeout,
             docs: RwLock::new((catalog, docs)),
         })
     }

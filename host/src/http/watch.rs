@@ -96,7 +96,7 @@ pub(super) async fn watch(
                 "timeoutSeconds: Invalid value: {s:?}: must be a non-negative integer"
             ))
         })?),
-        None => state.watch_timeout,
+        None => spread(state.watch_timeout),
     };
     let req = WatchRequest {
         prefix: t.prefix(),
@@ -120,4 +120,28 @@ pub(super) async fn watch(
         HeaderValue::from_static("no-cache, private"),
     );
     Ok(resp)
+}
+
+/// A watch's default lifetime: uniform in [min, 2·min), as kube-apiserver draws it, so
+/// that clients reconnecting after it spread over replicas instead of moving together.
+fn spread(min: Duration) -> Duration {
+    let fraction = (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64;
+    min.mul_f64(1.0 + fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_watch_lifetimes_spread_between_min_and_twice_min() {
+        let min = Duration::from_secs(1800);
+        let drawn: Vec<Duration> = (0..200).map(|_| spread(min)).collect();
+        assert!(drawn.iter().all(|d| *d >= min && *d < min * 2));
+        let (lo, hi) = (drawn.iter().min().unwrap(), drawn.iter().max().unwrap());
+        assert!(
+            *hi - *lo > Duration::from_secs(600),
+            "not spread: {lo:?}..{hi:?}"
+        );
+    }
 }

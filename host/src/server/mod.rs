@@ -157,31 +157,25 @@ pub struct Flags {
     /// Seconds between BOOKMARK events for watchers that allow them.
     #[arg(long, default_value_t = 60)]
     pub watch_bookmark_seconds: u64,
-    /// Default (and maximum) watch duration in seconds when the client sets no
-    /// timeoutSeconds; kube-apiserver's --min-request-timeout.
+    /// A watch without timeoutSeconds lasts between this and twice this many seconds
+    /// (drawn at random, as kube-apiserver does, so that watches spread over replicas).
     #[arg(long, default_value_t = 1800)]
     pub min_request_timeout: u64,
+    /// Longest time a non-watch request may take before it is answered 504 Timeout; a
+    /// request's `timeout` query parameter may only shorten it.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
 }
 
-/// A duration as kube's flags take it: `500ms`, `2s`, `5m`, `1h`, or a bare number of
-/// seconds.
+/// A duration as kube's flags take it (`500ms`, `2s`, `1m0s`, Go's syntax), or a bare
+/// number of seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 2s, 5m, 1h)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    let secs = match s.parse::<f64>() {
+        Ok(n) => n,
+        Err(_) => crate::api::duration::parse_go_duration(s)?,
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a duration of 0 or more"))
 }
 
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
@@ -264,6 +258,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         registry,
         auth,
         Duration::from_secs(flags.min_request_timeout.max(1)),
+        flags.request_timeout,
     );
     let app = router(state);
 

@@ -129,6 +129,31 @@ impl Etcd {
         self.wait_ready(self.dir.path());
     }
 
+    /// Freeze the server (SIGSTOP): connections stay open and nothing answers, as a
+    /// hung member looks to clients. [`Etcd::unpause`] thaws it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn unpause(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("etcd is running")
+            .id()
+            .to_string();
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     /// Whether etcd's `/health` says so.
     pub fn healthy(&self) -> bool {
         use std::io::{Read, Write};
