@@ -128,6 +128,8 @@ async fn hostile_requests_get_kube_apiservers_answers_and_change_nothing() {
             "Foo.hello.zeng.dev \"x\" is invalid: metadata.namespace: Invalid value: \"BAD_NS\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"),
         row("an owner reference without a uid", Method::POST, NS, with_meta(json!({"ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p"}]})), 422, "Invalid",
             "Foo.hello.zeng.dev \"x\" is invalid: metadata.ownerReferences[0].uid: Required value: must not be empty"),
+        row("a label value that is a list (found by the fuzz suite: the plugin's decoder answered 500)", Method::POST, NS, with_meta(json!({"labels": {"a": ["b"]}})), 400, "BadRequest",
+            "Foo in version \"v2\" cannot be handled as a Foo: metadata: invalid type: sequence, expected a string"),
         row("two controllers", Method::POST, NS, with_meta(json!({"ownerReferences": [
                 {"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "1", "controller": true},
                 {"apiVersion": "v1", "kind": "Pod", "name": "q", "uid": "2", "controller": true}]})), 422, "Invalid",
@@ -151,6 +153,8 @@ async fn hostile_requests_get_kube_apiservers_answers_and_change_nothing() {
             "foos.hello.zeng.dev \"keep\" already exists"),
         row("a JSON patch of 10,001 operations", Method::PATCH, item.clone(), serde_json::to_string(&ops).unwrap(), 413, "RequestEntityTooLarge",
             "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"),
+        row("a JSON patch that moves a value into itself (found by the fuzz suite: json-patch panicked undoing it)", Method::PATCH, item.clone(),
+            json!([{"op": "move", "path": "", "from": "/metadata/resourceVersion"}, {"op": "add", "path": "/", "value": null}]).to_string(), 422, "Invalid", ""),
         row("Exact at resourceVersion 0", Method::GET, format!("{NS}?resourceVersionMatch=Exact&resourceVersion=0"), "", 422, "Invalid",
             "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""),
         row("resourceVersionMatch without a resourceVersion", Method::GET, format!("{NS}?resourceVersionMatch=NotOlderThan"), "", 422, "Invalid",

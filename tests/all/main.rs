@@ -10,6 +10,7 @@ mod common;
 
 mod auth;
 mod etcd;
+mod fuzz;
 mod hello_behaviour;
 mod hostile_requests;
 mod hot_reload;

@@ -53,23 +53,22 @@ pub(super) fn write_options(
 }
 
 /// Decode a create or update body (JSON or YAML).
-pub(super) async fn write_input(
+pub(super) fn write_input(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-    req: Request,
+    body: &[u8],
     verb: WriteVerb,
 ) -> ApiResult<(Value, WriteOptions)> {
     let mut opts = write_options(query, verb)?;
     let ct = negotiate::content_type(headers);
-    let body = read_body(req).await?;
     let value = match ct.as_str() {
         "application/json" | "" => {
-            let v: Value = serde_json::from_slice(&body)
+            let v: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))?;
-            opts.duplicate_fields = crate::api::duplicates::find(&body);
+            opts.duplicate_fields = crate::api::duplicates::find(body);
             v
         }
-        "application/yaml" => serde_yaml::from_slice(&body)
+        "application/yaml" => serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
         other => {
             return Err(ApiError::unsupported_media_type(

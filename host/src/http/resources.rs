@@ -150,6 +150,11 @@ async fn serve_apis(
         .collect();
     let method = req.method().clone();
     let headers = req.headers().clone();
+    let user = req.extensions().get::<UserInfo>().cloned();
+    // The body is read before anything can fail: an answer sent while the client is
+    // still sending makes HTTP/2 reset the stream, which some clients report instead
+    // of the answer.
+    let body = read_body(req).await?;
     if segs.len() <= 2 {
         if method != Method::GET {
             return Err(ApiError::method_not_allowed(method.as_str(), "discovery"));
@@ -194,11 +199,7 @@ async fn serve_apis(
         plugin: plugin.clone(),
         version: version.name.clone(),
         namespace: path.namespace.map(str::to_string),
-        user: req
-            .extensions()
-            .get::<UserInfo>()
-            .cloned()
-            .ok_or_else(|| ApiError::new(401, "Unauthorized", "Unauthorized"))?,
+        user: user.ok_or_else(|| ApiError::new(401, "Unauthorized", "Unauthorized"))?,
     };
     let query = query_map(q);
     let mut warnings: Vec<String> = version.deprecation_warning.iter().cloned().collect();
@@ -260,7 +261,7 @@ async fn serve_apis(
         }
         (None, Method::POST) => {
             let out = negotiate::choose(&headers, false, false)?;
-            let (body, opts) = write_input(&headers, &query, req, WriteVerb::Create).await?;
+            let (body, opts) = write_input(&headers, &query, &body, WriteVerb::Create)?;
             let outcome = registry.create(&target, body, &opts).await?;
             warnings.extend(outcome.warnings);
             json_response(StatusCode::CREATED, out, &outcome.object)
@@ -268,7 +269,6 @@ async fn serve_apis(
         (None, Method::DELETE) => {
             let out = negotiate::choose(&headers, false, false)?;
             let opts = list_options(&query, r)?;
-            let body = read_body(req).await?;
             let del = delete_options(&query, &body)?;
             let list = registry.delete_collection(&target, &opts, &del).await?;
             json_response(
@@ -301,7 +301,7 @@ async fn serve_apis(
         }
         (Some(name), Method::PUT) => {
             let out = negotiate::choose(&headers, false, false)?;
-            let (body, opts) = write_input(&headers, &query, req, WriteVerb::Update).await?;
+            let (body, opts) = write_input(&headers, &query, &body, WriteVerb::Update)?;
             let outcome = registry
                 .update(&target, name, body, path.subresource, &opts)
                 .await?;
@@ -325,7 +325,6 @@ async fn serve_apis(
                 }
             };
             let opts = write_options(&query, WriteVerb::Patch)?;
-            let body = read_body(req).await?;
             let outcome = registry
                 .patch(&target, name, kind, &body, path.subresource, &opts)
                 .await?;
@@ -334,7 +333,6 @@ async fn serve_apis(
         }
         (Some(name), Method::DELETE) if path.subresource.is_none() => {
             let out = negotiate::choose(&headers, false, false)?;
-            let body = read_body(req).await?;
             let del = delete_options(&query, &body)?;
             let deleted = registry.delete(&target, name, &del).await?;
             // 202 only for the deprecated orphanDependents=false, as kube-apiserver.

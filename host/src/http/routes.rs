@@ -37,7 +37,20 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             authenticate,
         ))
+        // Outermost: a bug that panics in a handler answers this request with a 500
+        // Status and leaves the server serving, rather than resetting the stream.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+fn panicked(cause: Box<dyn std::any::Any + Send>) -> Response {
+    let what = cause
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| cause.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "a request handler panicked");
+    ApiError::internal(format!("the server could not handle the request: {what}")).into_response()
 }
 
 /// Who is asking, and may they: the user goes into the request's extensions for the

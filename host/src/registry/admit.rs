@@ -2,6 +2,8 @@
 //! kind and version, in the URL's namespace, and fit the version's schema
 //! (`fieldValidation` decides what unknown and duplicate fields cost).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use super::meta;
@@ -46,6 +48,16 @@ impl Registry {
             )));
         }
         let version = r.version(&t.version).ok_or_else(ApiError::path_not_found)?;
+        // ObjectMeta is typed whatever the plugin's schema says: kube-apiserver decodes
+        // it into its Go struct, so a label that is a list is a 400, never a plugin's 500.
+        if let Some(m) = body.get("metadata").filter(|m| !m.is_null()) {
+            if let Err(e) = ObjectMeta::deserialize(m) {
+                return Err(ApiError::bad_request(format!(
+                    "{} in version {:?} cannot be handled as a {}: metadata: {e}",
+                    r.kind, t.version, r.kind
+                )));
+            }
+        }
         let check = schema::check(&version.schema, &body);
         let mut strict: Vec<String> = Vec::new();
         for path in &opts.duplicate_fields {

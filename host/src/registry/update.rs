@@ -143,7 +143,7 @@ impl Registry {
                                 p.0.len()
                             )));
                         }
-                        json_patch::patch(&mut doc, &p)
+                        json_patch::patch_unsafe(&mut doc, &p)
                             .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
                     }
                 }
