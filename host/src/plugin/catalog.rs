@@ -8,62 +8,13 @@ use std::sync::{Arc, RwLock};
 
 use super::bindings::PluginPre;
 use super::engine::PluginEngine;
-use super::instance::{CallState, InstancePool, PluginInstance};
+use super::loaded::Plugin;
+use super::state::{InstancePool, PluginStats};
 use super::Result;
 use crate::api::ResourceInfo;
 
 /// The WIT world every plugin must implement; named in load errors.
 pub const WORLD: &str = "wasm-apiserver:plugin/plugin@0.1.0";
-
-/// A loaded plugin: a compiled, pre-instantiated component and the kind it serves.
-pub struct Plugin {
-    /// The file name, e.g. `hello.wasm`: how errors and logs name the plugin.
-    pub name: Arc<str>,
-    pub path: PathBuf,
-    /// SHA-256 of the file, hex.
-    pub digest: String,
-    pub resource: ResourceInfo,
-    /// Whether the compiled code came from the precompiled cache.
-    pub from_cache: bool,
-    pub(crate) pre: PluginPre<CallState>,
-    pub(crate) engine: PluginEngine,
-    /// Time spent in this plugin, for `/metrics`.
-    pub stats: PluginStats,
-    pub(crate) pool: InstancePool,
-}
-
-/// Counters of a plugin's cost: what a request pays for running Wasm.
-#[derive(Default, Debug)]
-pub struct PluginStats {
-    /// Instances created (a reused one counts once).
-    pub instances: std::sync::atomic::AtomicU64,
-    /// Hook calls that ran on an instance an earlier call created.
-    pub reuses: std::sync::atomic::AtomicU64,
-    pub instantiate_nanos: std::sync::atomic::AtomicU64,
-    pub calls: std::sync::atomic::AtomicU64,
-    pub call_nanos: std::sync::atomic::AtomicU64,
-}
-
-impl PluginStats {
-    pub(crate) fn record(
-        counter: &std::sync::atomic::AtomicU64,
-        nanos: &std::sync::atomic::AtomicU64,
-        since: std::time::Instant,
-    ) {
-        use std::sync::atomic::Ordering::Relaxed;
-        counter.fetch_add(1, Relaxed);
-        nanos.fetch_add(since.elapsed().as_nanos() as u64, Relaxed);
-    }
-}
-
-impl std::fmt::Debug for Plugin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin")
-            .field("name", &self.name)
-            .field("resource", &self.resource.qualified_plural())
-            .finish()
-    }
-}
 
 /// A plugin file that could not be loaded, and why.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -122,17 +73,6 @@ impl Plugin {
         let described = plugin.instance()?.describe()?;
         plugin.resource = ResourceInfo::from_wit(described).map_err(anyhow::Error::msg)?;
         Ok(plugin)
-    }
-
-    /// An instance for one request's hooks: an idle one when the pool has it, else a
-    /// fresh one.
-    pub fn instance(&self) -> Result<PluginInstance<'_>> {
-        PluginInstance::new(self)
-    }
-
-    /// Instances waiting in this plugin's pool.
-    pub fn idle_instances(&self) -> usize {
-        self.pool.idle()
     }
 }
 

@@ -10,7 +10,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings;
-use super::instance::CallState;
+use super::state::CallState;
 
 /// How often the epoch ticker advances the engine's epoch: the granularity of deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(5);

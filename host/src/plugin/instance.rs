@@ -2,13 +2,13 @@
 
 use serde_json::Value;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
 
-use super::bindings::wasm_apiserver::plugin::host::{self, Level};
 use super::bindings::wasm_apiserver::plugin::types as wit;
-use super::catalog::Plugin;
+use super::loaded::Plugin;
 use super::output::{GuestOutput, Stream};
+use super::state::{CallState, Live};
 use super::{PluginError, Result};
 
 pub use wit::{
@@ -21,69 +21,16 @@ fn json_text(obj: &Value) -> String {
     serde_json::to_string(obj).expect("JSON values serialize")
 }
 
-/// The state of one instance's store.
-pub struct CallState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-    plugin: std::sync::Arc<str>,
-}
-
-impl WasiView for CallState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl host::Host for CallState {
-    fn log(&mut self, level: Level, message: String) {
-        let plugin = &*self.plugin;
-        match level {
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
-        }
-    }
-}
-
-/// An instantiated plugin: its store, its exports and how many requests it served.
-pub(crate) struct Live {
-    store: Store<CallState>,
-    bindings: super::bindings::Plugin,
-    stderr: GuestOutput,
-    uses: u32,
-}
-
-/// The idle instances of one plugin build (see [`PluginInstance`] for the policy).
-#[derive(Default)]
-pub(crate) struct InstancePool {
-    idle: std::sync::Mutex<Vec<Live>>,
-}
-
-impl InstancePool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Live>> {
-        crate::sync::lock(&self.idle)
+impl Plugin {
+    /// An instance for one request's hooks: an idle one when the pool has it, else a
+    /// fresh one.
+    pub fn instance(&self) -> Result<PluginInstance<'_>> {
+        PluginInstance::new(self)
     }
 
-    fn take(&self) -> Option<Live> {
-        self.lock().pop()
-    }
-
-    fn give_back(&self, live: Live, size: usize) {
-        let mut idle = self.lock();
-        if idle.len() < size {
-            idle.push(live);
-        }
-    }
-
-    /// Idle instances right now (for tests and metrics).
-    pub(crate) fn idle(&self) -> usize {
-        self.lock().len()
+    /// Instances waiting in this plugin's pool.
+    pub fn idle_instances(&self) -> usize {
+        self.pool.idle()
     }
 }
 
@@ -191,7 +138,7 @@ impl<'p> PluginInstance<'p> {
                     plugin: plugin.name.to_string(),
                     message: format!("{e:#}"),
                 })?;
-        super::catalog::PluginStats::record(
+        super::state::PluginStats::record(
             &plugin.stats.instances,
             &plugin.stats.instantiate_nanos,
             started,
@@ -221,7 +168,7 @@ impl<'p> PluginInstance<'p> {
         let started = std::time::Instant::now();
         let out = f(guest, &mut live.store);
         let stats = &plugin.stats;
-        super::catalog::PluginStats::record(&stats.calls, &stats.call_nanos, started);
+        super::state::PluginStats::record(&stats.calls, &stats.call_nanos, started);
         out.map_err(|e| {
             self.reusable = false;
             self.classify(hook, e)

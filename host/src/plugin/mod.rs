@@ -20,17 +20,21 @@ mod catalog;
 mod describe;
 mod engine;
 mod instance;
+mod loaded;
 mod output;
+mod state;
 
 pub use crate::api::resource::{
     is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo,
 };
 pub use crate::api::Cell;
-pub use catalog::{LoadError, Plugin, PluginCatalog, PluginRegistry, PluginStats, Reload};
+pub use catalog::{LoadError, PluginCatalog, PluginRegistry, Reload};
 pub use engine::{Compiler, PluginEngine, RuntimeLimits};
 pub use instance::{
     FieldError, FieldErrorType, Operation, PluginInstance, RequestInfo, UserInfo, Validation,
 };
+pub use loaded::Plugin;
+pub use state::PluginStats;
 
 /// Bindings generated from `wit/world.wit`.
 pub(crate) mod bindings {
