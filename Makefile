@@ -12,6 +12,7 @@ HELLO       ?= rust
 # Python and JavaScript plugins: componentize-py from PyPI in a venv under target/,
 # componentize-js from npm (versions pinned in guests/js/package-lock.json).
 COMPONENTIZE_PY_VERSION := 0.25.1
+SCHEMATHESIS_VERSION := 4.32.5
 PY_TOOLS    := target/tools/python
 COMPONENTIZE_PY := $(PY_TOOLS)/bin/componentize-py
 JS_TOOLS    := guests/js/node_modules/.package-lock.json
@@ -21,7 +22,7 @@ JS_SDK      := guests/js/wasm-apiserver-sdk.js guests/js/build.mjs
 WIT         := $(wildcard wit/*.wit)
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup setup-build example-plugins plugins lint lang-plugins lang-unit-tests run test bench dev clean
+.PHONY: setup setup-build example-plugins plugins lint schemathesis lang-plugins lang-unit-tests run test bench dev clean
 
 ## setup-build: what building needs: the wasm32-wasip2 target, and protoc (the etcd
 ## client compiles etcd's protobuf files).
@@ -140,8 +141,14 @@ dev: example-plugins
 
 ## test: unit tests (host, SDK, example plugins natively in Rust, CPython and Node) and
 ## the end-to-end suite (which runs one behaviour table against all three hellos).
-test: plugins lang-unit-tests lint
+test: plugins lang-unit-tests schemathesis lint
 	$(CARGO) test -p wasm-apiserver -p wasm-apiserver-tests -p wasm-apiserver-sdk -p hello -p wardle-flunder -p wardle-fischer
+
+## schemathesis: the OpenAPI fuzzer the test suite runs (PyPI, into the tools venv).
+SCHEMATHESIS := $(PY_TOOLS)/bin/schemathesis
+schemathesis: $(SCHEMATHESIS)
+$(SCHEMATHESIS): | $(COMPONENTIZE_PY)
+	$(PY_TOOLS)/bin/pip install -q --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
 
 ## lang-unit-tests: the Python and JavaScript hellos' logic, natively (no Wasm).
 lang-unit-tests: $(COMPONENTIZE_PY) $(JS_TOOLS)

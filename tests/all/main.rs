@@ -19,6 +19,7 @@ mod kubectl_e2e;
 mod lang_plugins;
 mod plugin_runtime;
 mod rest_api;
+mod schemathesis;
 mod storage_conformance;
 mod watch;
 mod watch_cache;
