@@ -186,6 +186,9 @@ async fn hostile_requests_get_kube_apiservers_answers_and_change_nothing() {
         .filter(|r| r.what.contains("JSON patch"))
         .for_each(|r| r.content_type = "application/json-patch+json");
 
+    // Standalone, the server cannot tell a namespace that does not exist: it says so.
+    let log = std::fs::read_to_string(s.path().join("server.log")).unwrap();
+    assert!(log.contains("NamespaceLifecycle admission is off"), "{log}");
     let before = snapshot(&c, &url).await;
     assert_eq!(before.len(), 1);
     println!("| request | code | reason |\n|---|---|---|");

@@ -254,6 +254,13 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         )),
     };
     let client_auth = auth.is_some();
+    // kube-apiserver's NamespaceLifecycle admission needs the cluster's namespaces; this
+    // server reads none yet, so it says so rather than seeming to check.
+    tracing::warn!(
+        "NamespaceLifecycle admission is off: no source of the cluster's namespaces, so a \
+         create in a namespace that does not exist (or is terminating) is accepted; \
+         namespace names must still be RFC 1123 labels"
+    );
     let state = AppState::new(
         registry,
         auth,
