@@ -58,6 +58,7 @@ impl Registry {
                 )));
             }
         }
+        dedup_owner_references(&mut body, warnings);
         let check = schema::check(&version.schema, &body);
         let mut strict: Vec<String> = Vec::new();
         for path in &opts.duplicate_fields {
@@ -114,5 +115,57 @@ impl Registry {
             m.remove("namespace");
         }
         Ok(body)
+    }
+}
+
+/// Owner references are deduplicated by UID (the first kept), with kube-apiserver's
+/// warning, as its handlers do before validation.
+fn dedup_owner_references(body: &mut Value, warnings: &mut Vec<String>) {
+    let Some(refs) = body["metadata"]["ownerReferences"].as_array_mut() else {
+        return;
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let mut duplicates: Vec<String> = Vec::new();
+    refs.retain(|r| {
+        let uid = r["uid"].as_str().unwrap_or_default().to_string();
+        if seen.contains(&uid) {
+            if !duplicates.contains(&uid) {
+                duplicates.push(uid);
+            }
+            false
+        } else {
+            seen.push(uid);
+            true
+        }
+    });
+    if !duplicates.is_empty() {
+        warnings.push(format!(
+            ".metadata.ownerReferences contains duplicate entries; API server dedups owner references in 1.20+, and may reject such requests as early as 1.24; please fix your requests; duplicate UID(s) observed: {}",
+            duplicates.join(", ")
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn owner_references_are_deduplicated_by_uid_with_kubes_warning() {
+        let owner = |name: &str, uid: &str| json!({"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid});
+        let mut body = json!({"metadata": {"ownerReferences": [owner("a", "1"), owner("b", "2"), owner("a2", "1"), owner("a3", "1")]}});
+        let mut warnings = Vec::new();
+        dedup_owner_references(&mut body, &mut warnings);
+        assert_eq!(
+            body["metadata"]["ownerReferences"],
+            json!([owner("a", "1"), owner("b", "2")])
+        );
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].ends_with("duplicate UID(s) observed: 1"),
+            "{}",
+            warnings[0]
+        );
     }
 }
