@@ -265,7 +265,7 @@ async fn bad_inputs_get_kube_statuses_and_change_nothing() {
         &v,
         400,
         "BadRequest",
-        "json: duplicate field \"spec.image\"",
+        "strict decoding error: duplicate field \"spec.image\"",
     );
 
     // Nothing stored changed: the one object, at its revision, and nothing else.
@@ -408,7 +408,7 @@ async fn rest_semantics() {
         &v,
         409,
         "Conflict",
-        "Precondition failed: UID in precondition: wrong",
+        "Operation cannot be fulfilled on Foo.hello.zeng.dev \"pre\": the UID in the precondition (wrong) does not match the UID in record",
     );
     let body = json!({"preconditions": {"uid": p["metadata"]["uid"], "resourceVersion": p["metadata"]["resourceVersion"]}});
     let (c, _, _) = api

@@ -90,6 +90,20 @@ impl ApiError {
         .with_details(resource_details(r, name))
     }
 
+    /// 409 as kube-apiserver's delete preconditions word it: on `Kind.group`, not the
+    /// resource (`BeforeDelete` names the kind).
+    pub fn conflict_on_kind(r: &ResourceInfo, name: &str, why: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {}.{} {name:?}: {why}",
+                r.kind, r.group
+            ),
+        )
+        .with_details(json!({"name": name, "group": r.group, "kind": r.kind}))
+    }
+
     pub fn modified(r: &ResourceInfo, name: &str) -> Self {
         Self::conflict(
             r,
@@ -119,10 +133,17 @@ impl ApiError {
                 aggregate(errors)
             ),
         )
-        .with_details(json!({
-            "name": name, "group": group, "kind": kind,
-            "causes": errors.iter().map(FieldError::cause).collect::<Vec<_>>(),
-        }))
+        .with_details({
+            // StatusDetails leaves empty fields out.
+            let causes: Vec<Value> = errors.iter().map(FieldError::cause).collect();
+            let mut d = json!({ "causes": causes });
+            for (k, v) in [("name", name), ("group", group), ("kind", kind)] {
+                if !v.is_empty() {
+                    d[k] = json!(v);
+                }
+            }
+            d
+        })
     }
 
     pub fn method_not_allowed(verb: &str, what: &str) -> Self {

@@ -57,10 +57,11 @@ pub(super) async fn apis(
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Response {
-    let watching = rest.split('/').nth(2) == Some("watch")
-        || query_map(q.as_deref())
-            .get("watch")
-            .is_some_and(|w| matches!(w.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"));
+    let watching = req.method() == Method::GET
+        && (rest.split('/').nth(2) == Some("watch")
+            || query_map(q.as_deref())
+                .get("watch")
+                .is_some_and(|w| matches!(w.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True")));
     if watching {
         // A watch lasts as its timeoutSeconds or --min-request-timeout say.
         return serve_apis(&state, &rest, q.as_deref(), req)
@@ -68,7 +69,13 @@ pub(super) async fn apis(
             .unwrap_or_else(IntoResponse::into_response);
     }
     let mutating = req.method() != Method::GET;
+    // kube-apiserver's create, update, patch and delete handlers stop at 34 s whatever
+    // the flag says; a collection delete (an even number of path segments) does not.
+    let one_object = rest.split('/').filter(|s| !s.is_empty()).count() % 2 == 1;
     let limit = match request_timeout(&state, q.as_deref()) {
+        Ok(limit) if mutating && (one_object || req.method() == Method::POST) => {
+            limit.min(WRITE_TIMEOUT_UPPER_BOUND)
+        }
         Ok(limit) => limit,
         Err(e) => return e.into_response(),
     };
@@ -84,6 +91,9 @@ pub(super) async fn apis(
             .into_response(),
     }
 }
+
+/// kube-apiserver's `requestTimeoutUpperBound` for create, update, patch and delete.
+const WRITE_TIMEOUT_UPPER_BOUND: Duration = Duration::from_secs(34);
 
 /// How long a request may take: `--request-timeout`, or the request's `timeout`
 /// parameter when it is shorter and positive (as kube-apiserver; others are ignored).
@@ -309,7 +319,7 @@ async fn serve_apis(
             json_response(StatusCode::OK, out, &outcome.object)
         }
         (Some(name), Method::PATCH) => {
-            let out = negotiate::choose(&headers, false, false)?;
+            // kube-apiserver checks the patch type before anything else.
             let ct = negotiate::content_type(&headers);
             let kind = match ct.as_str() {
                 "application/merge-patch+json" => PatchType::Merge,
@@ -324,6 +334,7 @@ async fn serve_apis(
                     ))
                 }
             };
+            let out = negotiate::choose(&headers, false, false)?;
             let opts = write_options(&query, WriteVerb::Patch)?;
             let outcome = registry
                 .patch(&target, name, kind, &body, path.subresource, &opts)

@@ -90,7 +90,11 @@ pub(super) async fn watch(
             crate::registry::meta::parse_resource_version(rv).map_err(ApiError::bad_request)?,
         ),
     };
-    let timeout = match query.get("timeoutSeconds").filter(|s| !s.is_empty()) {
+    // 0, like unset, means the server's default (kube-apiserver reads it so).
+    let timeout = match query
+        .get("timeoutSeconds")
+        .filter(|s| !s.is_empty() && *s != "0")
+    {
         Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
             ApiError::bad_request(format!(
                 "timeoutSeconds: Invalid value: {s:?}: must be a non-negative integer"

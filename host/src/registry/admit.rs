@@ -62,7 +62,7 @@ impl Registry {
         let check = schema::check(&version.schema, &body);
         let mut strict: Vec<String> = Vec::new();
         for path in &opts.duplicate_fields {
-            strict.push(format!("json: duplicate field {path:?}"));
+            strict.push(format!("duplicate field {path:?}"));
         }
         for path in &check.unknown {
             strict.push(format!("unknown field {path:?}"));
@@ -118,26 +118,23 @@ impl Registry {
     }
 }
 
-/// Owner references are deduplicated by UID (the first kept), with kube-apiserver's
-/// warning, as its handlers do before validation.
+/// Owner references that repeat an earlier one exactly are dropped, with
+/// kube-apiserver's warning naming each dropped entry's UID, as its handlers do before
+/// validation (`dedupOwnerReferences`); two different owners with one UID both stay.
 fn dedup_owner_references(body: &mut Value, warnings: &mut Vec<String>) {
     let Some(refs) = body["metadata"]["ownerReferences"].as_array_mut() else {
         return;
     };
-    let mut seen: Vec<String> = Vec::new();
+    let mut kept: Vec<Value> = Vec::new();
     let mut duplicates: Vec<String> = Vec::new();
-    refs.retain(|r| {
-        let uid = r["uid"].as_str().unwrap_or_default().to_string();
-        if seen.contains(&uid) {
-            if !duplicates.contains(&uid) {
-                duplicates.push(uid);
-            }
-            false
+    for r in refs.drain(..) {
+        if kept.contains(&r) {
+            duplicates.push(r["uid"].as_str().unwrap_or_default().to_string());
         } else {
-            seen.push(uid);
-            true
+            kept.push(r);
         }
-    });
+    }
+    *refs = kept;
     if !duplicates.is_empty() {
         warnings.push(format!(
             ".metadata.ownerReferences contains duplicate entries; API server dedups owner references in 1.20+, and may reject such requests as early as 1.24; please fix your requests; duplicate UID(s) observed: {}",
@@ -152,18 +149,19 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn owner_references_are_deduplicated_by_uid_with_kubes_warning() {
+    fn exact_repeats_of_owner_references_are_dropped_with_kubes_warning() {
         let owner = |name: &str, uid: &str| json!({"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid});
-        let mut body = json!({"metadata": {"ownerReferences": [owner("a", "1"), owner("b", "2"), owner("a2", "1"), owner("a3", "1")]}});
+        let mut body = json!({"metadata": {"ownerReferences": [owner("a", "1"), owner("b", "2"), owner("a", "1"), owner("other", "1"), owner("a", "1")]}});
         let mut warnings = Vec::new();
         dedup_owner_references(&mut body, &mut warnings);
         assert_eq!(
             body["metadata"]["ownerReferences"],
-            json!([owner("a", "1"), owner("b", "2")])
+            json!([owner("a", "1"), owner("b", "2"), owner("other", "1")]),
+            "only exact repeats go; another owner with the same UID stays"
         );
         assert_eq!(warnings.len(), 1);
         assert!(
-            warnings[0].ends_with("duplicate UID(s) observed: 1"),
+            warnings[0].ends_with("duplicate UID(s) observed: 1, 1"),
             "{}",
             warnings[0]
         );

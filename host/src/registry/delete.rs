@@ -121,12 +121,12 @@ impl Registry {
                 if let Some(uid) = &opts.precondition_uid {
                     let actual = obj["metadata"]["uid"].as_str().unwrap_or_default();
                     if uid != actual {
-                        return Err(ApiError::conflict(r, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}")));
+                        return Err(ApiError::conflict_on_kind(r, name, &format!("the UID in the precondition ({uid}) does not match the UID in record ({actual}). The object might have been deleted and then recreated")));
                     }
                 }
                 if let Some(expected) = &opts.precondition_rv {
                     if *expected != rev.to_string() {
-                        return Err(ApiError::conflict(r, name, &format!("Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {rev}")));
+                        return Err(ApiError::conflict_on_kind(r, name, &format!("the ResourceVersion in the precondition ({expected}) does not match the ResourceVersion in record ({rev}). The object might have been modified")));
                     }
                 }
                 let req = t.request(Operation::Delete, name, None, opts.dry_run);

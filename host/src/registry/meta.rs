@@ -59,6 +59,8 @@ pub fn validate(obj: &Value, namespaced: bool) -> Vec<FieldError> {
         // As `NameIsDNSSubdomain(prefix=true)`: a trailing '-' is allowed in a prefix
         // (Go masks the last two characters, a quirk kept for identical answers).
         let masked = match g.len() {
+            // A non-ASCII prefix can never be valid (and must not be cut mid-character).
+            _ if !g.is_ascii() => g.to_string(),
             n if n > 1 && g.ends_with('-') => format!("{}a", &g[..n - 2]),
             _ => g.to_string(),
         };

@@ -144,7 +144,15 @@ impl Registry {
                             )));
                         }
                         json_patch::patch_unsafe(&mut doc, &p)
-                            .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
+                            .map_err(|e| {
+                                // kube-apiserver's wording; the reason stays in causes.
+                                ApiError::new(
+                                    422,
+                                    "Invalid",
+                                    "the server rejected our request due to an error in our request",
+                                )
+                                .with_details(json!({"causes": [{"message": e.to_string()}]}))
+                            })?;
                     }
                 }
                 // A resourceVersion the patch sets is a precondition on the stored one.
