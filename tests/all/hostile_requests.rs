@@ -406,3 +406,48 @@ async fn deletion_propagation_keeps_objects_until_the_garbage_collector_finishes
         "Background removes the orphan finalizer, and with it the object"
     );
 }
+
+/// What a plugin's `validate-delete` warns about reaches the client as a `Warning`, as
+/// for creates and updates.
+#[tokio::test(flavor = "multi_thread")]
+async fn warnings_from_validate_delete_reach_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        crate::common::test_plugin("misbehave"),
+        plugins.join("misbehave.wasm"),
+    )
+    .unwrap();
+    let s = Server::start_in(dir);
+    let c = s.client();
+    let path = "/apis/test.wasm-apiserver.dev/v1/namespaces/default/misbehavers";
+    let probe = json!({"apiVersion": "test.wasm-apiserver.dev/v1", "kind": "Misbehaver",
+                       "metadata": {"name": "p"}, "spec": {"mode": "probe"}});
+    let (code, v, _) = send(
+        &c,
+        &s.url,
+        Method::POST,
+        path,
+        "application/json",
+        probe.to_string(),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let (code, v, headers) = send(
+        &c,
+        &s.url,
+        Method::DELETE,
+        &format!("{path}/p"),
+        "",
+        String::new(),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    let warnings: Vec<&str> = headers
+        .get_all("warning")
+        .iter()
+        .map(|h| h.to_str().unwrap())
+        .collect();
+    assert_eq!(warnings, ["299 - \"env=0 args=0 fs=false\""]);
+}

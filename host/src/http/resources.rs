@@ -352,6 +352,7 @@ async fn serve_apis(
             } else {
                 StatusCode::OK
             };
+            warnings.extend(deleted.warnings);
             json_response(code, out, &deleted.object)
         }
         (_, m) => return Err(ApiError::method_not_allowed(m.as_str(), &r.kind)),

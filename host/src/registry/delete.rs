@@ -99,6 +99,8 @@ pub struct Deleted {
     pub object: Value,
     /// False when finalizers keep the object (it now has a `deletionTimestamp`).
     pub removed: bool,
+    /// What the plugin's `validate-delete` warned about.
+    pub warnings: Vec<String>,
 }
 
 impl Registry {
@@ -115,9 +117,11 @@ impl Registry {
             None => OnConflict::Retry,
         };
         let mut removed = false;
+        let mut warnings = Vec::new();
         let out = self
             .guaranteed_update(t, name, &writes, on_conflict, |mut obj, rev| {
                 removed = false;
+                warnings.clear();
                 if let Some(uid) = &opts.precondition_uid {
                     let actual = obj["metadata"]["uid"].as_str().unwrap_or_default();
                     if uid != actual {
@@ -131,6 +135,7 @@ impl Registry {
                 }
                 let req = t.request(Operation::Delete, name, None, opts.dry_run);
                 let validation = hooks(|| inst.validate_delete(&req, &obj))?;
+                warnings.extend(validation.warnings);
                 invalid_if(r, name, validation.errors.into_iter().map(Into::into).collect())?;
                 Ok(match Deletion::of(&obj, opts.propagation) {
                     Deletion::Now => {
@@ -154,7 +159,11 @@ impl Registry {
             })
             .await?;
         let object = self.to_request_version(t, &mut inst, vec![out])?.remove(0);
-        Ok(Deleted { object, removed })
+        Ok(Deleted {
+            object,
+            removed,
+            warnings,
+        })
     }
 
     /// DELETE on a collection: delete every object the selectors match.
