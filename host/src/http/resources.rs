@@ -5,6 +5,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,14 +58,14 @@ pub(super) async fn apis(
     RawQuery(q): RawQuery,
     req: Request,
 ) -> Response {
+    // Parsed once per request; a bad `watch` value is reported by serve_apis.
+    let query = query_map(q.as_deref());
     let watching = req.method() == Method::GET
         && (rest.split('/').nth(2) == Some("watch")
-            || query_map(q.as_deref())
-                .get("watch")
-                .is_some_and(|w| matches!(w.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True")));
+            || parse_bool(query.get("watch")).ok().flatten() == Some(true));
     if watching {
         // A watch lasts as its timeoutSeconds or --min-request-timeout say.
-        return serve_apis(&state, &rest, q.as_deref(), req)
+        return serve_apis(&state, &rest, query, req)
             .await
             .unwrap_or_else(IntoResponse::into_response);
     }
@@ -72,14 +73,14 @@ pub(super) async fn apis(
     // kube-apiserver's create, update, patch and delete handlers stop at 34 s whatever
     // the flag says; a collection delete (an even number of path segments) does not.
     let one_object = rest.split('/').filter(|s| !s.is_empty()).count() % 2 == 1;
-    let limit = match request_timeout(&state, q.as_deref()) {
+    let limit = match request_timeout(&state, &query) {
         Ok(limit) if mutating && (one_object || req.method() == Method::POST) => {
             limit.min(WRITE_TIMEOUT_UPPER_BOUND)
         }
         Ok(limit) => limit,
         Err(e) => return e.into_response(),
     };
-    match tokio::time::timeout(limit, serve_apis(&state, &rest, q.as_deref(), req)).await {
+    match tokio::time::timeout(limit, serve_apis(&state, &rest, query, req)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
         // kube-apiserver's two wordings: its handlers' for writes, its filter's for reads.
@@ -97,11 +98,11 @@ const WRITE_TIMEOUT_UPPER_BOUND: Duration = Duration::from_secs(34);
 
 /// How long a request may take: `--request-timeout`, or the request's `timeout`
 /// parameter when it is shorter and positive (as kube-apiserver; others are ignored).
-fn request_timeout(state: &AppState, q: Option<&str>) -> ApiResult<Duration> {
-    let Some(t) = query_map(q).remove("timeout").filter(|t| !t.is_empty()) else {
+fn request_timeout(state: &AppState, query: &HashMap<String, String>) -> ApiResult<Duration> {
+    let Some(t) = query.get("timeout").filter(|t| !t.is_empty()) else {
         return Ok(state.request_timeout);
     };
-    let secs = crate::api::duration::parse_go_duration(&t).map_err(|e| {
+    let secs = crate::api::duration::parse_go_duration(t).map_err(|e| {
         ApiError::bad_request(format!(
             "invalid timeout specified in the request URL - {e}"
         ))
@@ -150,7 +151,7 @@ fn parse_path<'a>(segs: &[&'a str]) -> Option<ResourcePath<'a>> {
 async fn serve_apis(
     state: &AppState,
     rest: &str,
-    q: Option<&str>,
+    query: HashMap<String, String>,
     req: Request,
 ) -> ApiResult<Response> {
     let segs: Vec<&str> = rest
@@ -211,7 +212,6 @@ async fn serve_apis(
         namespace: path.namespace.map(str::to_string),
         user: user.ok_or_else(|| ApiError::new(401, "Unauthorized", "Unauthorized"))?,
     };
-    let query = query_map(q);
     let mut warnings: Vec<String> = version.deprecation_warning.iter().cloned().collect();
     let registry = &state.registry;
 
