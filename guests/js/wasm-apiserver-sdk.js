@@ -19,7 +19,8 @@
 // on purpose (the client gets a 500 naming the plugin and your message); any other
 // exception in a hook that may fail is reported the same way, with its name.
 
-import { log as hostLog } from "wasm-apiserver:plugin/host@0.1.0";
+import { log as hostLog } from "wasm-apiserver:plugin/host@0.2.0";
+import { get as readGet, list as readListImport } from "wasm-apiserver:plugin/reads@0.2.0";
 
 /** A deliberate failure: the request gets a 500 naming the plugin and this message. */
 export class HookError extends Error {
@@ -48,21 +49,83 @@ export function column(name, type, jsonPath, { priority = 0, format = "", descri
 /** One version of the kind; `schema` is the OpenAPI v3 schema as JSON text. */
 export function version(name, schema, {
   storage = false, served = true, deprecationWarning = undefined, columns = [],
-  statusSubresource = false,
+  statusSubresource = false, scale = undefined, subresources = [],
 } = {}) {
-  return { name, served, storage, deprecationWarning, schema, printerColumns: columns, statusSubresource };
+  return {
+    name, served, storage, deprecationWarning, schema, printerColumns: columns,
+    statusSubresource, scale, subresources,
+  };
+}
+
+/** A resource the plugin reads: `resourceRef("wardle.example.com", "v1alpha1", "fischers")`. */
+export function resourceRef(group, version, resource) {
+  return { group, version, resource };
 }
 
 /** The description of the kind; versions in order of preference. */
 export function resource(group, kind, plural, {
   versions, singular = kind.toLowerCase(), listKind = `${kind}List`, shortNames = [],
   categories = [], clusterScoped = false, preferredVersion = undefined, selectableFields = [],
+  reads = [], defaultPropagation = undefined,
 }) {
   return {
     group, kind, listKind, plural, singular, shortNames, categories,
     scope: clusterScoped ? "cluster" : "namespaced",
-    versions, preferredVersion, selectableFields,
+    versions, preferredVersion, selectableFields, reads, computed: undefined,
+    defaultPropagation,
   };
+}
+
+// --- Reads of other objects (in admit, serveSubresource and compute) -------------------
+
+/** A failed read: `kind` is undeclared, not-found, invalid, unavailable or not-allowed. */
+export class ReadFailed extends Error {
+  constructor(kind, message) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+function readFailed(e) {
+  const err = e?.payload ?? e;
+  return new ReadFailed(err?.tag ?? "unavailable", String(err?.val ?? err));
+}
+
+/** The object `name` (in `namespace`, or undefined for cluster-scoped); throws ReadFailed. */
+export function read(ref, namespace, name) {
+  try {
+    return JSON.parse(readGet(ref, namespace, name));
+  } catch (e) {
+    throw readFailed(e);
+  }
+}
+
+/** Every object in `namespace` (all when undefined), page by page; throws ReadFailed. */
+export function readList(ref, namespace = undefined, { labelSelector = "", fieldSelector = "" } = {}) {
+  const out = [];
+  let cont = "";
+  for (;;) {
+    let page;
+    try {
+      page = readListImport(ref, namespace, { labelSelector, fieldSelector, limit: 0, continue: cont });
+    } catch (e) {
+      throw readFailed(e);
+    }
+    for (const t of page.items) out.push(JSON.parse(t));
+    cont = page.continue;
+    if (!cont) return out;
+  }
+}
+
+
+/** Throw from admit, serveSubresource or compute to refuse; 403 answers
+ * `<plural>.<group> "<name>" is forbidden: <message>`. */
+export class Denied extends Error {
+  constructor(message, code = 403) {
+    super(message);
+    this.code = code;
+  }
+  denial() { return { code: this.code, message: this.message }; }
 }
 
 // --- Object access ------------------------------------------------------------------
@@ -177,6 +240,18 @@ export class Plugin {
   validateUpdate(req, next, old) { return validation(); }
   validateDelete(req, obj) { return validation(); }
 
+  /** Admission after validation (reads allowed): return warnings, or throw Denied.
+   * Default: allowed. */
+  admit(req, obj, old) { return []; }
+
+  /** A custom subresource (reads allowed). Default: 404. */
+  serveSubresource(req, parent) {
+    throw new Denied("the server could not find the requested resource", 404);
+  }
+
+  /** The objects of a computed kind (reads allowed). Default: none. */
+  compute(req) { return []; }
+
   /** One row: a cell per printer column of the object's version. Default: evaluate each
    * column's JSONPath. */
   print(obj) {
@@ -217,6 +292,16 @@ function failing(f) {
   }
 }
 
+// A hook that returns `result<_, denial>`: a Denied becomes the error value.
+function denying(f) {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof Denied) throw e.denial();
+    throw e;
+  }
+}
+
 /** The `hooks` export componentize-js needs, calling `plugin` (a Plugin instance). */
 export function exportHooks(plugin) {
   const text = JSON.stringify;
@@ -237,5 +322,18 @@ export function exportHooks(plugin) {
     validateUpdate: (req, next, old) => plugin.validateUpdate(req, parse(next), parse(old)),
     validateDelete: (req, obj) => plugin.validateDelete(req, parse(obj)),
     print: (objs) => failing(() => objs.map((t) => plugin.print(parse(t)))),
+    // An exception other than Denied traps: the host denies the write (fails closed).
+    admit: (req) => {
+      const obj = req.object === undefined ? undefined : parse(req.object);
+      const old = req.oldObject === undefined ? undefined : parse(req.oldObject);
+      try {
+        return { tag: "allowed", val: plugin.admit(req.request, obj, old) };
+      } catch (e) {
+        if (e instanceof Denied) return { tag: "denied", val: e.denial() };
+        throw e;
+      }
+    },
+    serveSubresource: (req) => denying(() => text(plugin.serveSubresource(req, parse(req.parent)))),
+    compute: (req) => denying(() => plugin.compute(req).map((o) => text(o))),
   };
 }

@@ -27,7 +27,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from componentize_py_types import Err
-from wit_world.imports import host, types
+from wit_world.imports import host, reads, types
 
 __all__ = [
     "Plugin", "HookError", "Path", "ErrorList", "export", "resource", "version",
@@ -89,12 +89,21 @@ def column(name: str, type: str, json_path: str, priority: int = 0,
 def version(name: str, schema: str, *, storage: bool = False, served: bool = True,
             deprecation_warning: Optional[str] = None,
             columns: Optional[List[types.PrinterColumn]] = None,
-            status_subresource: bool = False) -> types.Version:
+            status_subresource: bool = False,
+            scale: Optional[types.Scale] = None,
+            subresources: Optional[List[types.Subresource]] = None) -> types.Version:
     """One version of the kind; `schema` is the OpenAPI v3 schema as JSON text."""
     return types.Version(name=name, served=served, storage=storage,
                          deprecation_warning=deprecation_warning, schema=schema,
                          printer_columns=list(columns or []),
-                         status_subresource=status_subresource)
+                         status_subresource=status_subresource, scale=scale,
+                         subresources=list(subresources or []))
+
+
+def resource_ref(group: str, version: str, resource: str) -> types.ResourceRef:
+    """A resource the plugin reads, e.g. `resource_ref("wardle.example.com",
+    "v1alpha1", "fischers")`; `""` is the core group."""
+    return types.ResourceRef(group=group, version=version, resource=resource)
 
 
 def resource(group: str, kind: str, plural: str, *, versions: List[types.Version],
@@ -102,15 +111,77 @@ def resource(group: str, kind: str, plural: str, *, versions: List[types.Version
              short_names: Optional[List[str]] = None,
              categories: Optional[List[str]] = None, cluster_scoped: bool = False,
              preferred_version: Optional[str] = None,
-             selectable_fields: Optional[List[str]] = None) -> types.Resource:
-    """The description of the kind; versions in order of preference."""
+             selectable_fields: Optional[List[str]] = None,
+             reads: Optional[List[types.ResourceRef]] = None,
+             default_propagation: Optional[types.Propagation] = None) -> types.Resource:
+    """The description of the kind; versions in order of preference; `reads` the
+    resources the plugin reads with `read`/`read_list`."""
     return types.Resource(
         group=group, kind=kind, list_kind=list_kind or kind + "List", plural=plural,
         singular=singular or kind.lower(), short_names=list(short_names or []),
         categories=list(categories or []),
         scope=types.Scope.CLUSTER if cluster_scoped else types.Scope.NAMESPACED,
         versions=list(versions), preferred_version=preferred_version,
-        selectable_fields=list(selectable_fields or []))
+        selectable_fields=list(selectable_fields or []), reads=list(reads or []),
+        computed=None, default_propagation=default_propagation)
+
+
+# ---------------------------------------------------------------------------
+# Reads of other objects (in admit, serve_subresource and compute).
+
+
+class ReadFailed(Exception):
+    """A read failed; `kind` is `undeclared`, `not-found`, `invalid`, `unavailable`
+    or `not-allowed`."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _read_error(e: Err) -> ReadFailed:
+    v = e.value
+    kind = type(v).__name__.split("_", 1)[-1].lower().replace("notfound", "not-found") \
+        .replace("notallowed", "not-allowed")
+    return ReadFailed(kind, str(getattr(v, "value", v)))
+
+
+def read(ref: types.ResourceRef, namespace: Optional[str], name: str) -> Object:
+    """The object `name`, as a dict; raises ReadFailed."""
+    try:
+        return json.loads(reads.get(ref, namespace, name))
+    except Err as e:
+        raise _read_error(e)
+
+
+def read_list(ref: types.ResourceRef, namespace: Optional[str] = None,
+              label_selector: str = "", field_selector: str = "") -> List[Object]:
+    """Every object in `namespace` (all when None), page by page; raises ReadFailed."""
+    out: List[Object] = []
+    cont = ""
+    while True:
+        try:
+            page = reads.list(ref, namespace, reads.ListOptions(
+                label_selector=label_selector, field_selector=field_selector,
+                limit=0, continue_=cont))
+        except Err as e:
+            raise _read_error(e)
+        out.extend(json.loads(t) for t in page.items)
+        cont = page.continue_
+        if not cont:
+            return out
+
+
+class Denied(Exception):
+    """Raise from `admit`, `serve_subresource` or `compute` to refuse: `code` 403
+    answers `<plural>.<group> "<name>" is forbidden: <message>`."""
+
+    def __init__(self, message: str, code: int = 403):
+        super().__init__(message)
+        self.code = code
+
+    def denial(self) -> types.Denial:
+        return types.Denial(code=self.code, message=str(self))
 
 
 # ---------------------------------------------------------------------------
@@ -277,6 +348,20 @@ class Plugin:
         Default: evaluate each column's JSONPath."""
         return [_cell(get(obj, c.json_path), c.type) for c in self._columns(obj)]
 
+    def admit(self, req: types.Request, obj: Optional[Object],
+              old: Optional[Object]) -> List[str]:
+        """Admission after validation (reads allowed): return warnings, or raise
+        Denied. Default: allowed."""
+        return []
+
+    def serve_subresource(self, req: types.SubresourceRequest, parent: Object) -> Object:
+        """A custom subresource (reads allowed). Default: 404."""
+        raise Denied("the server could not find the requested resource", 404)
+
+    def compute(self, req: types.ComputeRequest) -> List[Object]:
+        """The objects of a computed kind (reads allowed). Default: none."""
+        return []
+
     # -- helpers for the defaults ----------------------------------------------
 
     def described(self) -> types.Resource:
@@ -372,5 +457,27 @@ def export(plugin_class: type) -> type:
                 return [plugin.print(json.loads(text)) for text in objs]
             except Exception as e:
                 raise _fail("print", e)
+
+        # An exception other than Denied traps: the host denies the write (fails
+        # closed) with a 500 naming the plugin.
+        def admit(self, req: types.AdmissionRequest) -> types.Admission:
+            obj = json.loads(req.object) if req.object is not None else None
+            old = json.loads(req.old_object) if req.old_object is not None else None
+            try:
+                return types.Admission_Allowed(list(plugin.admit(req.request, obj, old)))
+            except Denied as d:
+                return types.Admission_Denied(d.denial())
+
+        def serve_subresource(self, req: types.SubresourceRequest) -> str:
+            try:
+                return _json(plugin.serve_subresource(req, json.loads(req.parent)))
+            except Denied as d:
+                raise Err(d.denial())
+
+        def compute(self, req: types.ComputeRequest) -> List[str]:
+            try:
+                return [_json(o) for o in plugin.compute(req)]
+            except Denied as d:
+                raise Err(d.denial())
 
     return Hooks

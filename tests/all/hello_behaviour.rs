@@ -105,6 +105,14 @@ fn rust() {
     run(label, &wasm);
 }
 
+/// hello as built for the released 0.1.0 world (a binary fixture, never rebuilt): the
+/// host links both worlds, and an old build behaves exactly as it did.
+#[test]
+fn rust_built_for_world_0_1_0() {
+    let wasm = crate::common::root().join("tests/fixtures/hello-0.1.0.wasm");
+    run("rust, world 0.1.0", &wasm);
+}
+
 #[test]
 fn python() {
     let [_, (label, wasm), _] = crate::common::hellos();

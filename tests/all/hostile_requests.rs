@@ -2,6 +2,7 @@
 //! and proof that nothing stored changed. One row per request; then deletion
 //! propagation end to end with kubectl, the test playing the garbage collector.
 
+use crate::common::send;
 use crate::common::server::Server;
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
@@ -45,30 +46,6 @@ fn row(
         reason,
         message: message.into(),
     }
-}
-
-async fn send(
-    c: &Client,
-    url: &str,
-    method: Method,
-    path: &str,
-    ct: &str,
-    body: String,
-) -> (u16, Value, reqwest::header::HeaderMap) {
-    let r = c
-        .request(method, format!("{url}{path}"))
-        .header("content-type", ct)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let (code, headers) = (r.status().as_u16(), r.headers().clone());
-    let text = r.text().await.unwrap();
-    (
-        code,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        headers,
-    )
 }
 
 /// Every Foo in every namespace, as (namespace/name, resourceVersion, the object).

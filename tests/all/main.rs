@@ -8,6 +8,7 @@
 
 mod common;
 
+mod admission;
 mod auth;
 mod etcd;
 mod fuzz;

@@ -74,6 +74,36 @@ fn examples_load_and_describe_their_kinds() {
         .resource;
     assert_eq!(flunder.storage_version, "v1alpha1");
     assert_eq!(flunder.preferred_version, "v1beta1");
+    assert_eq!(
+        catalog
+            .find("wardle.example.com", "flunders")
+            .unwrap()
+            .world(),
+        "wasm-apiserver:plugin/plugin@0.2.0"
+    );
+    assert_eq!(
+        flunder.reads,
+        [wasm_apiserver::api::resource::ResourceRef {
+            group: "wardle.example.com".into(),
+            version: "v1alpha1".into(),
+            resource: "fischers".into(),
+        }]
+    );
+    // A build for the released 0.1.0 world loads, bound to that world, with 0.2.0's
+    // additions at their defaults.
+    let old = wasm_apiserver::plugin::Plugin::load(
+        &engine(),
+        &crate::common::root().join("tests/fixtures/hello-0.1.0.wasm"),
+    )
+    .unwrap();
+    assert_eq!(old.world(), "wasm-apiserver:plugin/plugin@0.1.0");
+    assert_eq!(old.resource.kind, "Foo");
+    assert!(old.resource.reads.is_empty() && old.resource.computed.is_none());
+    assert!(old
+        .resource
+        .versions
+        .iter()
+        .all(|v| v.scale.is_none() && v.subresources.is_empty()));
     let fischer = &catalog
         .find("wardle.example.com", "fischers")
         .unwrap()
@@ -203,7 +233,7 @@ fn files_that_are_not_plugins_are_refused_with_the_cause() {
     let e = load_err(&test_plugin("other_world"));
     assert!(
         e.contains("other_world.wasm")
-            && e.contains("does not implement the world wasm-apiserver:plugin/plugin@0.1.0"),
+            && e.contains("implements none of the worlds wasm-apiserver:plugin/plugin@0.2.0, wasm-apiserver:plugin/plugin@0.1.0"),
         "{e}"
     );
 }
@@ -226,6 +256,22 @@ fn invalid_descriptions_are_refused_with_every_problem() {
         "kind \"lowercase-kind\"",
         "plural \"Plural\"",
         "version \"V1\"",
+    ] {
+        assert!(e.contains(part), "{part} missing in: {e}");
+    }
+    let e = load_err(&test_plugin("bad_subresources"));
+    for part in [
+        "subresource \"status\" is the host's",
+        "subresource \"runs\" is declared more than once",
+        "subresource \"logs\" has no verbs",
+        "scale spec-replicas-path \"spec.replicas\" must be a simple JSONPath",
+    ] {
+        assert!(e.contains(part), "{part} missing in: {e}");
+    }
+    let e = load_err(&test_plugin("bad_computed"));
+    for part in [
+        "computed objects derive from test.wasm-apiserver.dev/v1/pipelines, which is not declared in reads",
+        "a computed kind cannot have status or scale subresources",
     ] {
         assert!(e.contains(part), "{part} missing in: {e}");
     }

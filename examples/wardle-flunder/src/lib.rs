@@ -2,6 +2,10 @@
 //! `spec.reference` names another Flunder or a Fischer and `spec.referenceType` says
 //! which; both set or both empty. Served as v1beta1 (preferred) and v1alpha1 (storage);
 //! the versions share one schema, so the SDK's default conversion is exact.
+//!
+//! Admission is the sample apiserver's BanFlunder: a Flunder may not be created with a
+//! name that any Fischer lists in `disallowedFlunders`. The plugin reads the Fischers
+//! through the host (`reads`), which answers from its watch cache.
 
 use wasm_apiserver_sdk::prelude::*;
 
@@ -38,7 +42,29 @@ impl Plugin for Flunder {
             .version(version("v1alpha1").storage())
             .preferred_version("v1beta1")
             .selectable_field(".spec.referenceType")
+            .reads("wardle.example.com", "v1alpha1", "fischers")
             .build()
+    }
+
+    /// BanFlunder, on create only (as the sample apiserver registers it).
+    fn admit(
+        req: &Request,
+        obj: Option<&Object>,
+        _old: Option<&Object>,
+    ) -> Result<Vec<String>, Denial> {
+        let (Operation::Create, Some(obj)) = (req.operation, obj) else {
+            return Ok(Vec::new());
+        };
+        let fischers = ResourceRef::new("wardle.example.com", "v1alpha1", "fischers");
+        let fischers = reads::list_all(&fischers, None, "")
+            .map_err(|_| Denial::forbidden("not yet ready to handle request"))?;
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        match banned(name, fischers.iter().map(|f| f.value())) {
+            true => Err(Denial::forbidden(
+                "this name may not be used, please change the resource name",
+            )),
+            false => Ok(Vec::new()),
+        }
     }
 
     fn validate_create(_req: &Request, obj: &Object) -> Validation {
@@ -51,6 +77,15 @@ impl Plugin for Flunder {
 }
 
 wasm_apiserver_sdk::export_plugin!(Flunder);
+
+/// Whether any Fischer lists `name` in its `disallowedFlunders`.
+pub fn banned<'a>(name: &str, mut fischers: impl Iterator<Item = &'a Value>) -> bool {
+    fischers.any(|f| {
+        f["disallowedFlunders"]
+            .as_array()
+            .is_some_and(|names| names.iter().any(|n| n == name))
+    })
+}
 
 pub fn validate(obj: &Value) -> Validation {
     let spec = Path::new("spec");
@@ -99,6 +134,17 @@ mod tests {
         assert_eq!(v.errors[0].field, "spec.referenceType");
         let v = validate(&flunder(json!({"referenceType": "Flunder"})));
         assert_eq!(v.errors[0].field, "spec.reference");
+    }
+
+    #[test]
+    fn a_name_a_fischer_disallows_is_banned() {
+        let fischers = [
+            json!({"metadata": {"name": "a"}, "disallowedFlunders": ["x", "y"]}),
+            json!({"metadata": {"name": "b"}}),
+        ];
+        assert!(banned("y", fischers.iter()));
+        assert!(!banned("z", fischers.iter()));
+        assert!(!banned("y", [].iter()));
     }
 
     #[test]

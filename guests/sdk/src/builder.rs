@@ -1,6 +1,9 @@
 //! Builders for [`Resource`] and [`Version`], so that `describe` reads as a declaration.
 
-use crate::{PrinterColumn, Resource, Scope, Version};
+use crate::{
+    Computed, PrinterColumn, Propagation, Resource, ResourceRef, Scale, Scope, Subresource,
+    SubresourceVerb, Version,
+};
 
 /// Builds a [`Resource`]; defaults: namespaced, singular = lowercase kind,
 /// list kind = `<kind>List`, no short names or categories.
@@ -20,6 +23,9 @@ impl ResourceBuilder {
             versions: Vec::new(),
             preferred_version: None,
             selectable_fields: Vec::new(),
+            reads: Vec::new(),
+            computed: None,
+            default_propagation: None,
         })
     }
 
@@ -61,6 +67,40 @@ impl ResourceBuilder {
         self
     }
 
+    /// Declare a resource the plugin reads through [`crate::reads`], e.g.
+    /// `.reads("wardle.example.com", "v1alpha1", "fischers")` (`""` is the core group).
+    pub fn reads(mut self, group: &str, version: &str, resource: &str) -> Self {
+        self.0.reads.push(resource_ref(group, version, resource));
+        self
+    }
+
+    /// Make the kind computed: no storage, its objects come from `compute`. Each
+    /// `(group, version, resource)` it derives from is also declared as a read.
+    pub fn computed(mut self, derived_from: &[(&str, &str, &str)]) -> Self {
+        let from: Vec<ResourceRef> = derived_from
+            .iter()
+            .map(|(g, v, r)| resource_ref(g, v, r))
+            .collect();
+        for r in &from {
+            if !self
+                .0
+                .reads
+                .iter()
+                .any(|d| (&d.group, &d.version, &d.resource) == (&r.group, &r.version, &r.resource))
+            {
+                self.0.reads.push(r.clone());
+            }
+        }
+        self.0.computed = Some(Computed { derived_from: from });
+        self
+    }
+
+    /// The deletion propagation when a request names none (default: background).
+    pub fn default_propagation(mut self, p: Propagation) -> Self {
+        self.0.default_propagation = Some(p);
+        self
+    }
+
     pub fn build(self) -> Resource {
         self.0
     }
@@ -80,6 +120,8 @@ impl VersionBuilder {
             schema: r#"{"type":"object","x-kubernetes-preserve-unknown-fields":true}"#.into(),
             printer_columns: Vec::new(),
             status_subresource: false,
+            scale: None,
+            subresources: Vec::new(),
         })
     }
 
@@ -110,6 +152,47 @@ impl VersionBuilder {
         self
     }
 
+    /// The `scale` subresource (`kubectl scale`, the HorizontalPodAutoscaler): where
+    /// the desired and observed replicas are, and optionally the label selector (its
+    /// string form), e.g. `.scale(".spec.replicas", ".status.replicas", Some(".status.selector"))`.
+    pub fn scale(
+        mut self,
+        spec_replicas: &str,
+        status_replicas: &str,
+        selector: Option<&str>,
+    ) -> Self {
+        self.0.scale = Some(Scale {
+            spec_replicas_path: spec_replicas.into(),
+            status_replicas_path: status_replicas.into(),
+            label_selector_path: selector.map(Into::into),
+        });
+        self
+    }
+
+    /// A custom subresource answered by [`crate::Plugin::serve_subresource`]: its name,
+    /// verbs, and the kind it answers with (in the parent's group and version; see
+    /// [`Self::subresource_of`] for another).
+    pub fn subresource(self, name: &str, verbs: &[SubresourceVerb], kind: &str) -> Self {
+        self.subresource_of(name, verbs, kind, "")
+    }
+
+    /// [`Self::subresource`] answering with a kind of another `api_version`.
+    pub fn subresource_of(
+        mut self,
+        name: &str,
+        verbs: &[SubresourceVerb],
+        kind: &str,
+        api_version: &str,
+    ) -> Self {
+        self.0.subresources.push(Subresource {
+            name: name.into(),
+            verbs: verbs.to_vec(),
+            kind: kind.into(),
+            api_version: api_version.into(),
+        });
+        self
+    }
+
     /// A printer column shown by `kubectl get`; `priority` 0 is default output, more is `-o wide`.
     pub fn column(mut self, name: &str, type_: &str, json_path: &str, priority: i32) -> Self {
         self.0.printer_columns.push(PrinterColumn {
@@ -121,5 +204,13 @@ impl VersionBuilder {
             json_path: json_path.into(),
         });
         self
+    }
+}
+
+fn resource_ref(group: &str, version: &str, resource: &str) -> ResourceRef {
+    ResourceRef {
+        group: group.into(),
+        version: version.into(),
+        resource: resource.into(),
     }
 }

@@ -30,7 +30,7 @@ pub mod bindings {
     //! Bindings generated from the project's WIT package (`wit/world.wit`).
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "wasm-apiserver:plugin/plugin@0.1.0",
+        world: "wasm-apiserver:plugin/plugin@0.2.0",
         pub_export_macro: true,
         export_macro_name: "__export_plugin_world",
         default_bindings_module: "wasm_apiserver_sdk::bindings",
@@ -47,10 +47,12 @@ mod errors;
 pub mod jsonpath;
 pub mod log;
 mod object;
+pub mod reads;
 
 pub use bindings::wasm_apiserver::plugin::types::{
-    Cell, FieldError, FieldErrorType, Operation, PrinterColumn, Request, Resource, Scope, UserInfo,
-    Validation, Version,
+    Admission, AdmissionRequest, Cell, ComputeRequest, Computed, Denial, FieldError,
+    FieldErrorType, Operation, PrinterColumn, Propagation, Request, Resource, ResourceRef, Scale,
+    Scope, Subresource, SubresourceRequest, SubresourceVerb, UserInfo, Validation, Version,
 };
 pub use builder::{ResourceBuilder, VersionBuilder};
 pub use errors::{ErrorList, Path};
@@ -60,10 +62,12 @@ pub use serde_json::{self, json, Value};
 
 /// What most plugins need, in one import.
 pub mod prelude {
+    pub use crate::reads::{self, ListOptions, ReadError};
     pub use crate::{
-        json, Cell, ErrorList, FieldError, FieldErrorType, Object, ObjectMeta, Operation, Path,
-        Plugin, PrinterColumn, Request, Resource, ResourceBuilder, Scope, TypeMeta, Validation,
-        Value, Version, VersionBuilder,
+        json, Cell, ComputeRequest, Denial, ErrorList, FieldError, FieldErrorType, Object,
+        ObjectMeta, Operation, Path, Plugin, PrinterColumn, Propagation, Request, Resource,
+        ResourceBuilder, ResourceRef, Scope, SubresourceRequest, SubresourceVerb, TypeMeta,
+        Validation, Value, Version, VersionBuilder,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -154,6 +158,60 @@ pub trait Plugin: 'static {
             .iter()
             .map(|c| jsonpath::cell(obj, &c.json_path, &c.type_))
             .collect())
+    }
+
+    /// Admission, after validation, on creates, updates and deletes (dry runs too):
+    /// `obj` is the object to store (none for a delete), `old` the stored one (none
+    /// for a create), both in the storage version. [`reads`] may be used. Return
+    /// warnings for the client, or a [`Denial`]. Default: allowed.
+    fn admit(
+        _req: &Request,
+        _obj: Option<&Object>,
+        _old: Option<&Object>,
+    ) -> Result<Vec<String>, Denial> {
+        Ok(Vec::new())
+    }
+
+    /// Answer a custom subresource the version declares; `parent` is the object in the
+    /// request's version. [`reads`] may be used. Default: 404 NotFound.
+    fn serve_subresource(req: &SubresourceRequest, _parent: &Object) -> Result<Object, Denial> {
+        Err(Denial::not_found(format!(
+            "the server could not find the requested resource (subresource {:?})",
+            req.request.subresource.as_deref().unwrap_or_default()
+        )))
+    }
+
+    /// The objects of a computed kind, in `req.version`: the one named, or all in the
+    /// namespace; the host selects, sorts, pages and prints them. [`reads`] may be
+    /// used. Default: none.
+    fn compute(_req: &ComputeRequest) -> Result<Vec<Object>, Denial> {
+        Ok(Vec::new())
+    }
+}
+
+impl Denial {
+    /// 403 Forbidden: `<plural>.<group> "<name>" is forbidden: <message>`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Denial {
+            code: 403,
+            message: message.into(),
+        }
+    }
+
+    /// 404 NotFound with this message.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Denial {
+            code: 404,
+            message: message.into(),
+        }
+    }
+
+    /// Any status code the host maps (400, 403, 404, 409, 422, 429; others are 500).
+    pub fn with_code(code: u16, message: impl Into<String>) -> Self {
+        Denial {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -273,6 +331,24 @@ pub mod adapter {
             .map(|o| P::print(&Object::from_json(o)))
             .collect()
     }
+
+    pub fn admit<P: Plugin>(req: AdmissionRequest) -> Admission {
+        let obj = req.object.map(Object::from_json);
+        let old = req.old_object.map(Object::from_json);
+        match P::admit(&req.request, obj.as_ref(), old.as_ref()) {
+            Ok(warnings) => Admission::Allowed(warnings),
+            Err(d) => Admission::Denied(d),
+        }
+    }
+
+    pub fn serve_subresource<P: Plugin>(mut req: SubresourceRequest) -> Result<String, Denial> {
+        let parent = Object::from_json(std::mem::take(&mut req.parent));
+        P::serve_subresource(&req, &parent).map(Object::into_json)
+    }
+
+    pub fn compute<P: Plugin>(req: ComputeRequest) -> Result<Vec<String>, Denial> {
+        P::compute(&req).map(|objs| objs.into_iter().map(Object::into_json).collect())
+    }
 }
 
 /// Export a [`Plugin`] implementation as the component's `hooks` interface.
@@ -321,10 +397,21 @@ macro_rules! export_plugin {
             fn print(objs: Vec<String>) -> Result<Vec<Vec<$crate::Cell>>, String> {
                 $crate::adapter::print::<$plugin>(objs)
             }
+            fn admit(req: $crate::AdmissionRequest) -> $crate::Admission {
+                $crate::adapter::admit::<$plugin>(req)
+            }
+            fn serve_subresource(
+                req: $crate::SubresourceRequest,
+            ) -> Result<String, $crate::Denial> {
+                $crate::adapter::serve_subresource::<$plugin>(req)
+            }
+            fn compute(req: $crate::ComputeRequest) -> Result<Vec<String>, $crate::Denial> {
+                $crate::adapter::compute::<$plugin>(req)
+            }
         }
 
         // Only a wasm build exports the component's symbols; a native build (unit tests)
-        // has names like `wasm-apiserver:plugin/hooks@0.1.0#describe` the linker rejects.
+        // has names like `wasm-apiserver:plugin/hooks@0.2.0#describe` the linker rejects.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_plugin_world!(__WasmApiserverPlugin with_types_in $crate::bindings);
     };

@@ -1,10 +1,16 @@
 //! A plugin that misbehaves on request: every hook that receives an object looks at its
 //! `spec.mode` and, for `trap`, `loop`, `oom`, `badjson`, `notobject`, `short` or `hookerror`,
-//! does exactly that; `probe` reports what of the environment it can see. Otherwise it
-//! behaves.
+//! does exactly that; `probe` reports what of the environment it can see. `admit` has
+//! its own modes: `admit-trap` traps, `admit-deny` denies, `readloop` lists its own kind
+//! without end, `undeclared` reads a kind it did not declare and `unserved` a declared
+//! kind nobody serves (both deny with the read's error), `readself` lists its own kind and warns how many it saw. Otherwise it behaves.
 
 use wasm_apiserver_sdk::bindings::exports::wasm_apiserver::plugin::hooks::Guest;
-use wasm_apiserver_sdk::{Cell, Request, Resource, Validation, VersionBuilder};
+use wasm_apiserver_sdk::reads::{self, ListOptions};
+use wasm_apiserver_sdk::{
+    Admission, AdmissionRequest, Cell, ComputeRequest, Denial, Request, Resource, ResourceRef,
+    SubresourceRequest, Validation, VersionBuilder,
+};
 
 struct Misbehave;
 
@@ -45,6 +51,8 @@ impl Guest for Misbehave {
                     .storage()
                     .column("Mode", "string", ".spec.mode", 0),
             )
+            .reads("test.wasm-apiserver.dev", "v1", "misbehavers")
+            .reads("nobody.example.com", "v1", "ghosts")
             .build()
     }
     fn default(obj: String) -> Result<String, String> {
@@ -85,6 +93,48 @@ impl Guest for Misbehave {
         objs.iter()
             .map(|o| act(o).map(|_| vec![Cell::Text(mode(o))]))
             .collect()
+    }
+    fn admit(req: AdmissionRequest) -> Admission {
+        let obj = req.object.or(req.old_object).unwrap_or_default();
+        let own = ResourceRef::new("test.wasm-apiserver.dev", "v1", "misbehavers");
+        match mode(&obj).as_str() {
+            "admit-trap" => panic!("asked to trap in admit"),
+            "admit-deny" => Admission::Denied(Denial::forbidden("asked to deny")),
+            "readloop" => loop {
+                let _ = std::hint::black_box(reads::list(&own, None, &ListOptions::default()));
+            },
+            "undeclared" => {
+                let other = ResourceRef::new("wardle.example.com", "v1alpha1", "fischers");
+                match reads::list(&other, None, &ListOptions::default()) {
+                    Ok(_) => Admission::Allowed(vec!["the undeclared read succeeded".into()]),
+                    Err(e) => Admission::Denied(Denial::with_code(400, format!("{e:?}"))),
+                }
+            }
+            "unserved" => {
+                let ghosts = ResourceRef::new("nobody.example.com", "v1", "ghosts");
+                match reads::get(&ghosts, None, "casper") {
+                    Ok(_) => Admission::Allowed(vec!["the read of ghosts succeeded".into()]),
+                    Err(e) => Admission::Denied(Denial::with_code(400, format!("{e:?}"))),
+                }
+            }
+            "readself" => match reads::list(
+                &own,
+                req.request.namespace.as_deref(),
+                &ListOptions::default(),
+            ) {
+                Ok(page) => {
+                    Admission::Allowed(vec![format!("saw {} misbehavers", page.items.len())])
+                }
+                Err(e) => Admission::Denied(Denial::with_code(400, format!("{e:?}"))),
+            },
+            _ => Admission::Allowed(Vec::new()),
+        }
+    }
+    fn serve_subresource(_req: SubresourceRequest) -> Result<String, Denial> {
+        Err(Denial::not_found("no subresources"))
+    }
+    fn compute(_req: ComputeRequest) -> Result<Vec<String>, Denial> {
+        Ok(Vec::new())
     }
 }
 

@@ -29,6 +29,79 @@ pub struct VersionInfo {
     pub schema: Value,
     pub printer_columns: Vec<PrinterColumn>,
     pub status_subresource: bool,
+    /// The `scale` subresource, when the version has one.
+    pub scale: Option<ScaleInfo>,
+    /// Custom subresources, answered by the plugin's `serve-subresource`.
+    pub subresources: Vec<SubresourceInfo>,
+}
+
+/// Where a version keeps what `autoscaling/v1` Scale shows, as CRDs declare it.
+#[derive(Clone, Debug)]
+pub struct ScaleInfo {
+    pub spec_replicas_path: String,
+    pub status_replicas_path: String,
+    pub label_selector_path: Option<String>,
+}
+
+/// A verb of a custom subresource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubresourceVerb {
+    Get,
+    Create,
+    Update,
+}
+
+impl SubresourceVerb {
+    /// As discovery and authorization name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubresourceVerb::Get => "get",
+            SubresourceVerb::Create => "create",
+            SubresourceVerb::Update => "update",
+        }
+    }
+}
+
+/// A custom subresource of a version.
+#[derive(Clone, Debug)]
+pub struct SubresourceInfo {
+    pub name: String,
+    pub verbs: Vec<SubresourceVerb>,
+    pub kind: String,
+    /// Empty: the parent's group and version.
+    pub api_version: String,
+}
+
+/// A resource in one version, as plugins name what they read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ResourceRef {
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+}
+
+impl std::fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.group.is_empty() {
+            write!(f, "{}/{}", self.version, self.resource)
+        } else {
+            write!(f, "{}/{}/{}", self.group, self.version, self.resource)
+        }
+    }
+}
+
+/// `propagationPolicy`: what the garbage collector does with the dependents of a
+/// deleted object (a request's, or a kind's default when the request names none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Propagation {
+    /// Keep the dependents: the object gets the `orphan` finalizer, which the garbage
+    /// collector removes once it has orphaned them.
+    Orphan,
+    /// Delete the dependents first: the object gets the `foregroundDeletion`
+    /// finalizer, removed once they are gone.
+    Foreground,
+    /// Delete the object now; the garbage collector deletes the dependents after.
+    Background,
 }
 
 /// A kind as the host serves it: a validated `describe()`.
@@ -47,6 +120,12 @@ pub struct ResourceInfo {
     pub storage_version: String,
     pub preferred_version: String,
     pub selectable_fields: Vec<String>,
+    /// What the plugin may read through the `reads` import.
+    pub reads: Vec<ResourceRef>,
+    /// `Some` for a computed kind (no storage): the kinds its objects derive from.
+    pub computed: Option<Vec<ResourceRef>>,
+    /// The deletion propagation when a request names none (`None`: background).
+    pub default_propagation: Option<Propagation>,
 }
 
 impl ResourceInfo {
@@ -64,6 +143,11 @@ impl ResourceInfo {
 
     pub fn served_versions(&self) -> impl Iterator<Item = &VersionInfo> {
         self.versions.iter().filter(|v| v.served)
+    }
+
+    /// Whether the kind is computed by its plugin rather than stored.
+    pub fn is_computed(&self) -> bool {
+        self.computed.is_some()
     }
 
     /// `foos.hello.zeng.dev`, as kube-apiserver names a resource in messages.

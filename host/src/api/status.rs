@@ -146,6 +146,32 @@ impl ApiError {
         })
     }
 
+    /// 403 Forbidden for an object of `r`, as an admission plugin's
+    /// `errors.NewForbidden(resource, name, err)`.
+    pub fn forbidden(r: &ResourceInfo, name: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{} {name:?} is forbidden: {why}", r.qualified_plural()),
+        )
+        .with_details(resource_details(r, name))
+    }
+
+    /// A plugin's refusal (`denial`): 403 as [`Self::forbidden`]; 400, 404, 409, 422
+    /// and 429 with their reason and the plugin's message; any other code is a 500.
+    pub fn denied(r: &ResourceInfo, name: &str, code: u16, message: &str) -> Self {
+        let reason = match code {
+            0 | 403 => return Self::forbidden(r, name, message),
+            400 => "BadRequest",
+            404 => "NotFound",
+            409 => "Conflict",
+            422 => "Invalid",
+            429 => "TooManyRequests",
+            _ => return Self::internal(message.to_string()),
+        };
+        Self::new(code, reason, message).with_details(resource_details(r, name))
+    }
+
     pub fn method_not_allowed(verb: &str, what: &str) -> Self {
         Self::new(
             405,

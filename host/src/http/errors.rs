@@ -39,6 +39,9 @@ mod tests {
             storage_version: "v1".into(),
             preferred_version: "v1".into(),
             selectable_fields: Vec::new(),
+            reads: Vec::new(),
+            computed: None,
+            default_propagation: None,
         }
     }
 

@@ -7,7 +7,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 use super::negotiate;
-use crate::api::selectors::{FieldSelector, LabelSelector};
 use crate::api::{ApiError, ApiResult};
 use crate::registry::{DeleteOptions, DeleteOptionsWire, ListOptions, WriteOptions, WriteVerb};
 
@@ -84,43 +83,7 @@ pub(super) fn list_options(
     query: &HashMap<String, String>,
     r: &crate::plugin::ResourceInfo,
 ) -> ApiResult<ListOptions> {
-    let mut selectable = vec![
-        "metadata.name".to_string(),
-        "metadata.namespace".to_string(),
-    ];
-    selectable.extend(
-        r.selectable_fields
-            .iter()
-            .map(|f| f.trim_start_matches('.').to_string()),
-    );
-    Ok(ListOptions {
-        labels: LabelSelector::parse(
-            query
-                .get("labelSelector")
-                .map(String::as_str)
-                .unwrap_or_default(),
-        )
-        .map_err(ApiError::bad_request)?,
-        fields: FieldSelector::parse(
-            query
-                .get("fieldSelector")
-                .map(String::as_str)
-                .unwrap_or_default(),
-            &selectable,
-        )
-        .map_err(ApiError::bad_request)?,
-        limit: match query.get("limit").filter(|l| !l.is_empty()) {
-            Some(l) => Some(l.parse().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "limit: Invalid value: {l:?}: must be a non-negative integer"
-                ))
-            })?),
-            None => None,
-        },
-        continue_token: query.get("continue").cloned(),
-        resource_version: query.get("resourceVersion").cloned(),
-        resource_version_match: query.get("resourceVersionMatch").cloned(),
-    })
+    ListOptions::from_query(query, r)
 }
 
 /// DeleteOptions from a body when there is one (the query is then ignored, as

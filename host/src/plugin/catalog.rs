@@ -6,15 +6,12 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use super::bindings::PluginPre;
 use super::engine::PluginEngine;
 use super::loaded::Plugin;
 use super::state::{InstancePool, PluginStats};
+use super::world::{WorldPre, WORLDS};
 use super::Result;
 use crate::api::ResourceInfo;
-
-/// The WIT world every plugin must implement; named in load errors.
-pub const WORLD: &str = "wasm-apiserver:plugin/plugin@0.1.0";
 
 /// A plugin file that could not be loaded, and why.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -53,12 +50,12 @@ impl Plugin {
         let (component, from_cache) = engine
             .compile(bytes, &digest)
             .context("cannot compile the component")?;
-        let pre = engine
-            .linker
-            .instantiate_pre(&component)
-            .and_then(PluginPre::new)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("the component does not implement the world {WORLD}"))?;
+        let pre = WorldPre::new(&engine.linker, &component).with_context(|| {
+            format!(
+                "the component implements none of the worlds {}",
+                WORLDS.join(", ")
+            )
+        })?;
         let mut plugin = Plugin {
             name: name.into(),
             path: path.to_path_buf(),
@@ -102,6 +99,9 @@ fn placeholder_resource() -> ResourceInfo {
         storage_version: String::new(),
         preferred_version: String::new(),
         selectable_fields: Vec::new(),
+        reads: Vec::new(),
+        computed: None,
+        default_propagation: None,
     }
 }
 

@@ -1,10 +1,11 @@
 //! What a plugin's `describe()` says, checked once at load time and kept in host types.
 
-use super::bindings::wasm_apiserver::plugin::types as wit;
+use super::wit;
 use serde_json::Value;
 
 use crate::api::resource::{
-    is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo,
+    is_dns_label, is_dns_subdomain, PrinterColumn, Propagation, ResourceInfo, ResourceRef,
+    ScaleInfo, Scope, SubresourceInfo, SubresourceVerb, VersionInfo,
 };
 
 impl ResourceInfo {
@@ -90,7 +91,66 @@ impl ResourceInfo {
                     })
                     .collect(),
                 status_subresource: v.status_subresource,
+                scale: v.scale.as_ref().map(|sc| ScaleInfo {
+                    spec_replicas_path: sc.spec_replicas_path.clone(),
+                    status_replicas_path: sc.status_replicas_path.clone(),
+                    label_selector_path: sc.label_selector_path.clone(),
+                }),
+                subresources: v
+                    .subresources
+                    .iter()
+                    .map(|sub| SubresourceInfo {
+                        name: sub.name.clone(),
+                        verbs: sub
+                            .verbs
+                            .iter()
+                            .map(|verb| match verb {
+                                wit::SubresourceVerb::Get => SubresourceVerb::Get,
+                                wit::SubresourceVerb::Create => SubresourceVerb::Create,
+                                wit::SubresourceVerb::Update => SubresourceVerb::Update,
+                            })
+                            .collect(),
+                        kind: sub.kind.clone(),
+                        api_version: sub.api_version.clone(),
+                    })
+                    .collect(),
             });
+            check_subresources(v, &mut problems);
+        }
+        let reads: Vec<ResourceRef> = r.reads.iter().map(resource_ref).collect();
+        for read in &reads {
+            if !read.group.is_empty() && !is_dns_subdomain(&read.group) {
+                problems.push(format!(
+                    "read {read}: group {:?} is not a DNS subdomain",
+                    read.group
+                ));
+            }
+            if !is_dns_label(&read.version) || !is_dns_label(&read.resource) {
+                problems.push(format!(
+                    "read {read}: version and resource must be lowercase DNS-1035 labels"
+                ));
+            }
+        }
+        let computed = r.computed.as_ref().map(|c| {
+            let from: Vec<ResourceRef> = c.derived_from.iter().map(resource_ref).collect();
+            for f in &from {
+                if !reads.contains(f) {
+                    problems.push(format!(
+                        "computed objects derive from {f}, which is not declared in reads"
+                    ));
+                }
+            }
+            from
+        });
+        if computed.is_some()
+            && versions
+                .iter()
+                .any(|v| v.status_subresource || v.scale.is_some())
+        {
+            problems.push(
+                "a computed kind cannot have status or scale subresources (it has no storage to write)"
+                    .into(),
+            );
         }
         let storage: Vec<_> = versions.iter().filter(|v| v.storage).collect();
         let storage_version = match storage.as_slice() {
@@ -144,7 +204,72 @@ impl ResourceInfo {
             storage_version,
             preferred_version,
             selectable_fields: r.selectable_fields,
+            reads,
+            computed,
+            default_propagation: r.default_propagation.map(|p| match p {
+                wit::Propagation::Orphan => Propagation::Orphan,
+                wit::Propagation::Background => Propagation::Background,
+                wit::Propagation::Foreground => Propagation::Foreground,
+            }),
         })
+    }
+}
+
+fn resource_ref(r: &wit::ResourceRef) -> ResourceRef {
+    ResourceRef {
+        group: r.group.clone(),
+        version: r.version.clone(),
+        resource: r.resource.clone(),
+    }
+}
+
+/// A version's subresources: `status` and `scale` are the host's; the others are
+/// DNS-1035 labels, each declared once, with at least one verb and a kind.
+fn check_subresources(v: &wit::Version, problems: &mut Vec<String>) {
+    let version = &v.name;
+    for (i, sub) in v.subresources.iter().enumerate() {
+        let name = &sub.name;
+        if name == "status" || name == "scale" {
+            problems.push(format!(
+                "version {version:?}: subresource {name:?} is the host's (declare it with \
+                 status-subresource or scale)"
+            ));
+        } else if !is_dns_label(name) {
+            problems.push(format!(
+                "version {version:?}: subresource {name:?} must be a lowercase DNS-1035 label"
+            ));
+        }
+        if v.subresources[..i].iter().any(|o| &o.name == name) {
+            problems.push(format!(
+                "version {version:?}: subresource {name:?} is declared more than once"
+            ));
+        }
+        if sub.verbs.is_empty() {
+            problems.push(format!(
+                "version {version:?}: subresource {name:?} has no verbs"
+            ));
+        }
+        if !is_kind(&sub.kind) {
+            problems.push(format!(
+                "version {version:?}: subresource {name:?}: kind {:?} must be UpperCamelCase",
+                sub.kind
+            ));
+        }
+    }
+    if let Some(sc) = &v.scale {
+        for (what, path) in [
+            ("spec-replicas-path", Some(&sc.spec_replicas_path)),
+            ("status-replicas-path", Some(&sc.status_replicas_path)),
+            ("label-selector-path", sc.label_selector_path.as_ref()),
+        ] {
+            if let Some(p) = path {
+                if !p.starts_with('.') || p.len() < 2 {
+                    problems.push(format!(
+                        "version {version:?}: scale {what} {p:?} must be a simple JSONPath such as .spec.replicas"
+                    ));
+                }
+            }
+        }
     }
 }
 

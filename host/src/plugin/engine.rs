@@ -6,10 +6,9 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings;
 use super::state::CallState;
 
 /// How often the epoch ticker advances the engine's epoch: the granularity of deadlines.
@@ -34,6 +33,13 @@ pub struct RuntimeLimits {
     /// Hook calls one instance may serve before it is dropped; 1 gives every call a
     /// fresh instance. Default 1000. See [`super::PluginInstance`] for the policy.
     pub instance_reuse: u32,
+    /// `reads.get` and `reads.list` calls one hook call may make. Default 1,000 (a
+    /// hook that lists in a loop ends at once with a clear error).
+    pub read_calls: usize,
+    /// Objects one hook call may read through the `reads` import. Default 10,000.
+    pub read_objects: usize,
+    /// Bytes (of JSON) one hook call may read. Default 32 MiB (half the default memory).
+    pub read_bytes: usize,
     /// Idle instances one plugin keeps for reuse. An instance is checked out for one
     /// hook call at a time, so about as many exist as calls run at once. Default: twice
     /// the CPUs, between 4 and 16 (idle instances hold slots of the shared pooling
@@ -59,6 +65,9 @@ impl Default for RuntimeLimits {
             max_instances: 256,
             compiler: Compiler::default(),
             instance_reuse: 1000,
+            read_calls: 1_000,
+            read_objects: 10_000,
+            read_bytes: 32 << 20,
             pool_size: std::thread::available_parallelism()
                 .map_or(4, |n| n.get() * 2)
                 .clamp(4, 16),
@@ -112,9 +121,9 @@ impl PluginEngine {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
-        bindings::wasm_apiserver::plugin::host::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        super::world::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
-            .context("linking the host interface")?;
+            .context("linking the host interfaces")?;
 
         // Deadlines are counted in epoch ticks; one thread ticks for every engine clone.
         let weak = engine.weak();

@@ -1,18 +1,22 @@
 //! One request's instance of a plugin, and its typed hooks.
 
 use serde_json::Value;
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
-use super::bindings::wasm_apiserver::plugin::types as wit;
 use super::loaded::Plugin;
 use super::output::{GuestOutput, Stream};
+use super::reads::{ReadBudgetExceeded, ReadScope, ReadSource, ReadsSpent};
 use super::state::{CallState, Live};
+use super::wit;
+use super::world::Exports;
 use super::{PluginError, Result};
 
 pub use wit::{
-    FieldError, FieldErrorType, Operation, Request as RequestInfo, UserInfo, Validation,
+    Admission, AdmissionRequest, ComputeRequest, Denial, FieldError, FieldErrorType, Operation,
+    Request as RequestInfo, SubresourceRequest, UserInfo, Validation,
 };
 
 /// An object as the JSON text hooks take. `serde_json::to_string` writes straight
@@ -126,6 +130,7 @@ impl<'p> PluginInstance<'p> {
                 table: ResourceTable::new(),
                 limits,
                 plugin: plugin.name.clone(),
+                reads: None,
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -155,18 +160,14 @@ impl<'p> PluginInstance<'p> {
     fn call<R>(
         &mut self,
         hook: &'static str,
-        f: impl FnOnce(
-            &super::bindings::exports::wasm_apiserver::plugin::hooks::Guest,
-            &mut Store<CallState>,
-        ) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Exports, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R> {
         let plugin = self.plugin;
         let live = self.checkout()?;
         live.store
             .set_epoch_deadline(plugin.engine.deadline_ticks());
-        let guest = live.bindings.wasm_apiserver_plugin_hooks();
         let started = std::time::Instant::now();
-        let out = f(guest, &mut live.store);
+        let out = f(&live.bindings, &mut live.store);
         let stats = &plugin.stats;
         super::state::PluginStats::record(&stats.calls, &stats.call_nanos, started);
         out.map_err(|e| {
@@ -175,9 +176,52 @@ impl<'p> PluginInstance<'p> {
         })
     }
 
+    /// Run a hook that may read, with `source` answering its reads; what it read is
+    /// added to the plugin's counters.
+    fn call_reading<R>(
+        &mut self,
+        hook: &'static str,
+        source: &Arc<dyn ReadSource>,
+        f: impl FnOnce(&Exports, &mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        let limits = &self.plugin.engine.limits;
+        let scope = ReadScope {
+            source: source.clone(),
+            declared: self.plugin.resource.reads.clone(),
+            budget_calls: limits.read_calls,
+            budget_objects: limits.read_objects,
+            budget_bytes: limits.read_bytes,
+            spent: ReadsSpent::default(),
+        };
+        self.checkout()?.store.data_mut().reads = Some(scope);
+        let out = self.call(hook, f);
+        let spent = self
+            .live
+            .as_mut()
+            .and_then(|l| l.store.data_mut().reads.take())
+            .map(|s| s.spent)
+            .unwrap_or_default();
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = &self.plugin.stats;
+        stats.reads.fetch_add(spent.calls, Relaxed);
+        stats.read_objects.fetch_add(spent.objects, Relaxed);
+        stats.read_bytes.fetch_add(spent.bytes, Relaxed);
+        out
+    }
+
     fn classify(&self, hook: &'static str, e: wasmtime::Error) -> PluginError {
         let plugin = self.plugin.name.to_string();
         let limits = &self.plugin.engine.limits;
+        if let Some(b) = e.downcast_ref::<ReadBudgetExceeded>() {
+            return PluginError::ReadBudget {
+                plugin,
+                hook,
+                cause: ReadBudgetExceeded {
+                    what: b.what,
+                    limit: b.limit,
+                },
+            };
+        }
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return PluginError::Deadline {
                 plugin,
@@ -243,14 +287,14 @@ impl<'p> PluginInstance<'p> {
     }
 
     pub(crate) fn describe(&mut self) -> Result<wit::Resource> {
-        self.hook(|me| me.call("describe", |g, s| g.call_describe(s)))
+        self.hook(|me| me.call("describe", |g, s| g.describe(s)))
     }
 
     /// `default`: set defaults on an object of any served version.
     pub fn default(&mut self, obj: Value) -> Result<Value> {
         self.hook(|me| {
             let text = json_text(&obj);
-            let out = me.call("default", |g, s| g.call_default(s, &text))?;
+            let out = me.call("default", |g, s| g.default(s, &text))?;
             let out = out.map_err(|m| me.hook_error("default", m))?;
             me.parse_changed("default", obj, &text, out)
         })
@@ -260,7 +304,7 @@ impl<'p> PluginInstance<'p> {
     pub fn convert(&mut self, objs: &[Value], to_version: &str) -> Result<Vec<Value>> {
         self.hook(|me| {
             let texts: Vec<String> = objs.iter().map(json_text).collect();
-            let out = me.call("convert", |g, s| g.call_convert(s, &texts, to_version))?;
+            let out = me.call("convert", |g, s| g.convert(s, &texts, to_version))?;
             let out = out.map_err(|m| me.hook_error("convert", m))?;
             if out.len() != objs.len() {
                 return Err(me.malformed(
@@ -276,7 +320,7 @@ impl<'p> PluginInstance<'p> {
         self.hook(|me| {
             let text = json_text(&obj);
             let out = me.call("prepare-for-create", |g, s| {
-                g.call_prepare_for_create(s, req, &text)
+                g.prepare_for_create(s, req, &text)
             })?;
             let out = out.map_err(|m| me.hook_error("prepare-for-create", m))?;
             me.parse_changed("prepare-for-create", obj, &text, out)
@@ -292,7 +336,7 @@ impl<'p> PluginInstance<'p> {
         self.hook(|me| {
             let (text, old) = (json_text(&new), json_text(old));
             let out = me.call("prepare-for-update", |g, s| {
-                g.call_prepare_for_update(s, req, &text, &old)
+                g.prepare_for_update(s, req, &text, &old)
             })?;
             let out = out.map_err(|m| me.hook_error("prepare-for-update", m))?;
             me.parse_changed("prepare-for-update", new, &text, out)
@@ -318,9 +362,7 @@ impl<'p> PluginInstance<'p> {
     pub fn validate_create(&mut self, req: &RequestInfo, obj: &Value) -> Result<Validation> {
         self.hook(|me| {
             let text = json_text(obj);
-            me.call("validate-create", |g, s| {
-                g.call_validate_create(s, req, &text)
-            })
+            me.call("validate-create", |g, s| g.validate_create(s, req, &text))
         })
     }
 
@@ -333,7 +375,7 @@ impl<'p> PluginInstance<'p> {
         self.hook(|me| {
             let (new, old) = (json_text(new), json_text(old));
             me.call("validate-update", |g, s| {
-                g.call_validate_update(s, req, &new, &old)
+                g.validate_update(s, req, &new, &old)
             })
         })
     }
@@ -341,17 +383,58 @@ impl<'p> PluginInstance<'p> {
     pub fn validate_delete(&mut self, req: &RequestInfo, obj: &Value) -> Result<Validation> {
         self.hook(|me| {
             let text = json_text(obj);
-            me.call("validate-delete", |g, s| {
-                g.call_validate_delete(s, req, &text)
-            })
+            me.call("validate-delete", |g, s| g.validate_delete(s, req, &text))
         })
+    }
+
+    /// `admit`: allow (with warnings) or deny a write; reads answered by `source`.
+    pub fn admit(
+        &mut self,
+        req: &AdmissionRequest,
+        source: &Arc<dyn ReadSource>,
+    ) -> Result<Admission> {
+        self.hook(|me| me.call_reading("admit", source, |g, s| g.admit(s, req)))
+    }
+
+    /// `serve-subresource`: the object to answer with (JSON), or a denial.
+    pub fn serve_subresource(
+        &mut self,
+        req: &SubresourceRequest,
+        source: &Arc<dyn ReadSource>,
+    ) -> Result<std::result::Result<Value, Denial>> {
+        self.hook(|me| {
+            match me.call_reading("serve-subresource", source, |g, s| {
+                g.serve_subresource(s, req)
+            })? {
+                Ok(text) => me.parse("serve-subresource", &text).map(Ok),
+                Err(d) => Ok(Err(d)),
+            }
+        })
+    }
+
+    /// `compute`: the objects of a computed kind, or a denial.
+    pub fn compute(
+        &mut self,
+        req: &ComputeRequest,
+        source: &Arc<dyn ReadSource>,
+    ) -> Result<std::result::Result<Vec<Value>, Denial>> {
+        self.hook(
+            |me| match me.call_reading("compute", source, |g, s| g.compute(s, req))? {
+                Ok(texts) => texts
+                    .iter()
+                    .map(|t| me.parse("compute", t))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Ok),
+                Err(d) => Ok(Err(d)),
+            },
+        )
     }
 
     /// `print`: one row per object (all in one version).
     pub fn print(&mut self, objs: &[Value]) -> Result<Vec<Vec<crate::api::Cell>>> {
         self.hook(|me| {
             let texts: Vec<String> = objs.iter().map(json_text).collect();
-            let out = me.call("print", |g, s| g.call_print(s, &texts))?;
+            let out = me.call("print", |g, s| g.print(s, &texts))?;
             let rows = out.map_err(|m| me.hook_error("print", m))?;
             if rows.len() != objs.len() {
                 return Err(me.malformed(

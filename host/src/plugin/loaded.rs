@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::bindings::PluginPre;
 use super::engine::PluginEngine;
-use super::state::{CallState, InstancePool, PluginStats};
+use super::state::{InstancePool, PluginStats};
+use super::world::WorldPre;
 use crate::api::ResourceInfo;
 
 /// A loaded plugin: a compiled, pre-instantiated component and the kind it serves.
@@ -20,11 +20,23 @@ pub struct Plugin {
     pub resource: ResourceInfo,
     /// Whether the compiled code came from the precompiled cache.
     pub from_cache: bool,
-    pub(crate) pre: PluginPre<CallState>,
+    pub(crate) pre: WorldPre,
     pub(crate) engine: PluginEngine,
     /// Time spent in this plugin, for `/metrics`.
     pub stats: PluginStats,
     pub(crate) pool: InstancePool,
+}
+
+impl Plugin {
+    /// The WIT world the component was built for, e.g. `wasm-apiserver:plugin/plugin@0.2.0`.
+    pub fn world(&self) -> &'static str {
+        self.pre.world()
+    }
+
+    /// The limits its hooks run under.
+    pub fn limits(&self) -> &super::RuntimeLimits {
+        &self.engine.limits
+    }
 }
 
 impl std::fmt::Debug for Plugin {

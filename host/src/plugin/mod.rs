@@ -22,7 +22,9 @@ mod engine;
 mod instance;
 mod loaded;
 mod output;
+mod reads;
 mod state;
+mod world;
 
 pub use crate::api::resource::{
     is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo,
@@ -31,18 +33,18 @@ pub use crate::api::Cell;
 pub use catalog::{LoadError, PluginCatalog, PluginRegistry, Reload};
 pub use engine::{Compiler, PluginEngine, RuntimeLimits};
 pub use instance::{
-    FieldError, FieldErrorType, Operation, PluginInstance, RequestInfo, UserInfo, Validation,
+    Admission, AdmissionRequest, ComputeRequest, Denial, FieldError, FieldErrorType, Operation,
+    PluginInstance, RequestInfo, SubresourceRequest, UserInfo, Validation,
 };
 pub use loaded::Plugin;
+pub use reads::{
+    ListOptions as ReadListOptions, ObjectList, ReadBudgetExceeded, ReadError, ReadSource,
+};
 pub use state::PluginStats;
+pub use world::WORLDS;
 
-/// Bindings generated from `wit/world.wit`.
-pub(crate) mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "wasm-apiserver:plugin/plugin@0.1.0",
-    });
-}
+/// The current world's types, as the rest of the host uses them.
+pub(crate) use world::v0_2::wasm_apiserver::plugin::types as wit;
 
 /// A hook call that failed. Every variant names the plugin file and the hook, so that the
 /// 500 a client receives says which plugin misbehaved and how.
@@ -82,6 +84,13 @@ pub enum PluginError {
         plugin: String,
         hook: &'static str,
         message: String,
+    },
+    /// The hook read more objects or bytes than one call may.
+    #[error("plugin {plugin}: {hook} {cause}")]
+    ReadBudget {
+        plugin: String,
+        hook: &'static str,
+        cause: ReadBudgetExceeded,
     },
     /// No instance could be created (e.g. the pool is exhausted).
     #[error("plugin {plugin}: cannot instantiate: {message}")]

@@ -7,8 +7,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::wasm_apiserver::plugin::host::{self, Level};
 use super::output::GuestOutput;
+use super::reads::ReadScope;
+use super::world::{v0_1, v0_2, Exports};
 
 /// Counters of a plugin's cost: what a request pays for running Wasm.
 #[derive(Default, Debug)]
@@ -20,6 +21,10 @@ pub struct PluginStats {
     pub instantiate_nanos: std::sync::atomic::AtomicU64,
     pub calls: std::sync::atomic::AtomicU64,
     pub call_nanos: std::sync::atomic::AtomicU64,
+    /// Reads (`reads.get` and `reads.list` calls) its hooks made, and what they returned.
+    pub reads: std::sync::atomic::AtomicU64,
+    pub read_objects: std::sync::atomic::AtomicU64,
+    pub read_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl PluginStats {
@@ -40,6 +45,8 @@ pub struct CallState {
     pub(super) table: ResourceTable,
     pub(super) limits: StoreLimits,
     pub(super) plugin: std::sync::Arc<str>,
+    /// Set while a hook that may read runs.
+    pub(super) reads: Option<ReadScope>,
 }
 
 impl WasiView for CallState {
@@ -51,23 +58,56 @@ impl WasiView for CallState {
     }
 }
 
-impl host::Host for CallState {
-    fn log(&mut self, level: Level, message: String) {
+impl CallState {
+    fn log(&self, level: tracing::Level, message: &str) {
         let plugin = &*self.plugin;
         match level {
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(plugin, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(plugin, "{message}"),
+            tracing::Level::INFO => tracing::info!(plugin, "{message}"),
+            tracing::Level::WARN => tracing::warn!(plugin, "{message}"),
+            tracing::Level::ERROR => tracing::error!(plugin, "{message}"),
         }
+    }
+}
+
+impl v0_2::wasm_apiserver::plugin::host::Host for CallState {
+    fn log(
+        &mut self,
+        level: v0_2::wasm_apiserver::plugin::host::Level,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        use v0_2::wasm_apiserver::plugin::host::Level as L;
+        let level = match level {
+            L::Trace => tracing::Level::TRACE,
+            L::Debug => tracing::Level::DEBUG,
+            L::Info => tracing::Level::INFO,
+            L::Warn => tracing::Level::WARN,
+            L::Error => tracing::Level::ERROR,
+        };
+        CallState::log(self, level, &message);
+        Ok(())
+    }
+}
+
+impl v0_1::wasm_apiserver::plugin::host::Host for CallState {
+    fn log(&mut self, level: v0_1::wasm_apiserver::plugin::host::Level, message: String) {
+        use v0_1::wasm_apiserver::plugin::host::Level as L;
+        let level = match level {
+            L::Trace => tracing::Level::TRACE,
+            L::Debug => tracing::Level::DEBUG,
+            L::Info => tracing::Level::INFO,
+            L::Warn => tracing::Level::WARN,
+            L::Error => tracing::Level::ERROR,
+        };
+        CallState::log(self, level, &message);
     }
 }
 
 /// An instantiated plugin: its store, its exports and how many requests it served.
 pub(crate) struct Live {
     pub(super) store: Store<CallState>,
-    pub(super) bindings: super::bindings::Plugin,
+    pub(super) bindings: Exports,
     pub(super) stderr: GuestOutput,
     pub(super) uses: u32,
 }

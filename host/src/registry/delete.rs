@@ -70,7 +70,9 @@ enum Deletion {
 }
 
 impl Deletion {
-    fn of(obj: &Value, propagation: Option<Propagation>) -> Deletion {
+    /// What a delete with `propagation` does to `obj`; `default` is the kind's
+    /// propagation when the request names none.
+    fn of(obj: &Value, propagation: Option<Propagation>, default: Option<Propagation>) -> Deletion {
         let m = &obj["metadata"];
         let existing: Vec<String> = m["finalizers"]
             .as_array()
@@ -78,7 +80,7 @@ impl Deletion {
             .flatten()
             .filter_map(|f| f.as_str().map(str::to_string))
             .collect();
-        let finalizers = finalizers_after_delete(&existing, propagation, None);
+        let finalizers = finalizers_after_delete(&existing, propagation, default);
         let same = |a: &[String], b: &[String]| {
             a.iter().all(|f| b.contains(f)) && b.iter().all(|f| a.contains(f))
         };
@@ -137,7 +139,8 @@ impl Registry {
                 let validation = hooks(|| inst.validate_delete(&req, &obj))?;
                 warnings.extend(validation.warnings);
                 invalid_if(r, name, validation.errors.into_iter().map(Into::into).collect())?;
-                Ok(match Deletion::of(&obj, opts.propagation) {
+                self.admit_write(t, &mut inst, req, None, Some(&obj), &mut warnings)?;
+                Ok(match Deletion::of(&obj, opts.propagation, r.default_propagation) {
                     Deletion::Now => {
                         removed = true;
                         Action::Delete(obj)
@@ -230,16 +233,16 @@ mod tests {
     #[test]
     fn deletion_is_decided_from_finalizers_and_the_deletion_timestamp() {
         assert_eq!(
-            Deletion::of(&json!({"metadata": {"name": "a"}}), None),
+            Deletion::of(&json!({"metadata": {"name": "a"}}), None, None),
             Deletion::Now
         );
-        assert_eq!(Deletion::of(&obj(&[], false), None), Deletion::Now);
+        assert_eq!(Deletion::of(&obj(&[], false), None, None), Deletion::Now);
         assert_eq!(
-            Deletion::of(&obj(&["x.io/f"], false), None),
+            Deletion::of(&obj(&["x.io/f"], false), None, None),
             mark(&["x.io/f"])
         );
         assert_eq!(
-            Deletion::of(&obj(&["x.io/f"], true), None),
+            Deletion::of(&obj(&["x.io/f"], true), None, None),
             Deletion::AlreadyDeleting
         );
     }
@@ -249,35 +252,35 @@ mod tests {
         use Propagation::*;
         // Orphan and Foreground keep the object with the GC's finalizer.
         assert_eq!(
-            Deletion::of(&obj(&[], false), Some(Orphan)),
+            Deletion::of(&obj(&[], false), Some(Orphan), None),
             mark(&["orphan"])
         );
         assert_eq!(
-            Deletion::of(&obj(&[], false), Some(Foreground)),
+            Deletion::of(&obj(&[], false), Some(Foreground), None),
             mark(&["foregroundDeletion"])
         );
         assert_eq!(
-            Deletion::of(&obj(&[], false), Some(Background)),
+            Deletion::of(&obj(&[], false), Some(Background), None),
             Deletion::Now
         );
         // Other finalizers stay, in order; the GC's comes last.
         assert_eq!(
-            Deletion::of(&obj(&["x.io/f"], false), Some(Orphan)),
+            Deletion::of(&obj(&["x.io/f"], false), Some(Orphan), None),
             mark(&["x.io/f", "orphan"])
         );
         // A second delete may switch the policy of an object being deleted...
         assert_eq!(
-            Deletion::of(&obj(&["orphan"], true), Some(Foreground)),
+            Deletion::of(&obj(&["orphan"], true), Some(Foreground), None),
             mark(&["foregroundDeletion"])
         );
         // ...Background drops the GC's finalizer, so nothing holds the object...
         assert_eq!(
-            Deletion::of(&obj(&["orphan"], true), Some(Background)),
+            Deletion::of(&obj(&["orphan"], true), Some(Background), None),
             Deletion::Now
         );
         // ...and without options the finalizer already there decides.
         assert_eq!(
-            Deletion::of(&obj(&["orphan"], true), None),
+            Deletion::of(&obj(&["orphan"], true), None, None),
             Deletion::AlreadyDeleting
         );
         assert_eq!(

@@ -14,10 +14,11 @@
 //!   per verb; [`meta`] is the generic ObjectMeta handling.
 //!
 //! create: admit → `default` → storage version → system metadata →
-//! `prepare-for-create` → `validate-create` → ObjectMeta validation → store → back to
-//! the request's version. update and patch read the stored object and decide from it;
+//! `prepare-for-create` → `validate-create` → ObjectMeta validation → the plugin's
+//! [`admission`] → store → back to the request's version. update and patch read the stored object and decide from it;
 //! unconditional ones retry on conflict.
 
+mod admission;
 mod admit;
 mod continue_token;
 mod create;
@@ -28,6 +29,7 @@ mod guaranteed_update;
 pub mod meta;
 mod options;
 mod read;
+mod reads;
 mod store;
 mod target;
 mod update;

@@ -146,19 +146,7 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
-/// `propagationPolicy`: what the garbage collector does with the dependents of a
-/// deleted object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Propagation {
-    /// Keep the dependents: the object gets the `orphan` finalizer, which the garbage
-    /// collector removes once it has orphaned them.
-    Orphan,
-    /// Delete the dependents first: the object gets the `foregroundDeletion`
-    /// finalizer, removed once they are gone.
-    Foreground,
-    /// Delete the object now; the garbage collector deletes the dependents after.
-    Background,
-}
+pub use crate::api::resource::Propagation;
 
 /// DeleteOptions as a client sends them, in the query or as a body (the body wins,
 /// as in kube-apiserver): the wire form, before validation.
@@ -248,6 +236,51 @@ pub struct ListOptions {
 }
 
 impl ListOptions {
+    /// From a LIST's query (`labelSelector`, `fieldSelector`, `limit`, `continue`,
+    /// `resourceVersion`, `resourceVersionMatch`), for resource `r`.
+    pub fn from_query(
+        query: &std::collections::HashMap<String, String>,
+        r: &crate::api::ResourceInfo,
+    ) -> ApiResult<ListOptions> {
+        let mut selectable = vec![
+            "metadata.name".to_string(),
+            "metadata.namespace".to_string(),
+        ];
+        selectable.extend(
+            r.selectable_fields
+                .iter()
+                .map(|f| f.trim_start_matches('.').to_string()),
+        );
+        Ok(ListOptions {
+            labels: LabelSelector::parse(
+                query
+                    .get("labelSelector")
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            )
+            .map_err(ApiError::bad_request)?,
+            fields: FieldSelector::parse(
+                query
+                    .get("fieldSelector")
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+                &selectable,
+            )
+            .map_err(ApiError::bad_request)?,
+            limit: match query.get("limit").filter(|l| !l.is_empty()) {
+                Some(l) => Some(l.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "limit: Invalid value: {l:?}: must be a non-negative integer"
+                    ))
+                })?),
+                None => None,
+            },
+            continue_token: query.get("continue").cloned(),
+            resource_version: query.get("resourceVersion").cloned(),
+            resource_version_match: query.get("resourceVersionMatch").cloned(),
+        })
+    }
+
     /// `ValidateListOptions` for a list (watches have their own rules): the
     /// combinations of `resourceVersion`, `resourceVersionMatch` and `continue`.
     pub fn validate(&self) -> ApiResult<()> {

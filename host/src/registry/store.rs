@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::meta;
 use super::target::Target;
 use crate::api::{ApiError, ApiResult, FieldError};
-use crate::plugin::{PluginInstance, PluginRegistry, ResourceInfo};
+use crate::plugin::{PluginInstance, PluginRegistry, ReadSource, ResourceInfo};
 use crate::storage::{Revision, Storage, Stored};
 use crate::watch::{CachedObject, Cacher, WatchCaches, WatchSettings};
 
@@ -19,6 +19,8 @@ pub struct Registry {
     /// Watch caches, one per resource (all started with the server); reads in another
     /// version or as a Table reuse their remembered conversions and cells.
     pub watch: WatchCaches,
+    /// What plugins' reads are answered from (these caches).
+    pub(super) reads: Arc<dyn ReadSource>,
 }
 
 /// Per object read, the watch cache's copy of it at the same revision, if it has one.
@@ -58,12 +60,15 @@ impl Registry {
         plugins: Arc<PluginRegistry>,
         storage: Arc<dyn Storage>,
         watch: WatchSettings,
-    ) -> Self {
-        Registry {
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Registry {
             plugins,
             storage,
             watch: WatchCaches::new(watch),
-        }
+            reads: Arc::new(super::reads::LocalReads {
+                registry: me.clone(),
+            }),
+        })
     }
 
     /// The watch cache of a target's resource.

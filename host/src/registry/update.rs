@@ -257,6 +257,7 @@ impl Registry {
         let mut errors: Vec<FieldError> = validation.errors.into_iter().map(Into::into).collect();
         errors.extend(meta::validate(&new, r.namespaced()));
         invalid_if(r, name, errors)?;
+        self.admit_write(t, inst, req, Some(&new), Some(&old), warnings)?;
 
         Ok(if new == old_cmp {
             Action::Unchanged(old)

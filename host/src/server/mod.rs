@@ -220,7 +220,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         bookmark_interval: Duration::from_secs(flags.watch_bookmark_seconds.max(1)),
         ..WatchSettings::default()
     };
-    let registry = Arc::new(Registry::new(plugins, storage, watch));
+    let registry = Registry::new(plugins, storage, watch);
     // Start every resource's watch cache now, as kube-apiserver does: a client that
     // lists and then watches from the list's resourceVersion must find it inside the
     // cache's window, which begins when the cache loads.

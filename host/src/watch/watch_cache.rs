@@ -91,7 +91,7 @@ impl Cacher {
 
     /// Wait until the cache has caught up with storage's current revision: what a
     /// consistent read from the cache needs.
-    pub(super) async fn wait_fresh(&self) -> Result<Revision> {
+    pub async fn wait_fresh(&self) -> Result<Revision> {
         let current = self
             .storage
             .current_revision()
@@ -132,6 +132,37 @@ impl Cacher {
             .map(|(_, o)| o.clone())
             .collect();
         Ok((items, st.revision))
+    }
+
+    /// At most `limit` (0: all) objects under `prefix` that `keep` selects, from key
+    /// `start` on (inclusive), as the cache holds them now; with the key to continue
+    /// from when more may follow, and the cache's revision.
+    pub fn page(
+        &self,
+        prefix: &str,
+        start: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&CachedObject) -> bool,
+    ) -> (Vec<Arc<CachedObject>>, Option<String>, Revision) {
+        let st = self.lock();
+        let from = start.map_or_else(|| prefix.to_string(), str::to_string);
+        let mut items = Vec::new();
+        let mut next = None;
+        for (key, obj) in st
+            .store
+            .range(from..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            if !keep(obj) {
+                continue;
+            }
+            if limit > 0 && items.len() == limit {
+                next = Some(key.clone());
+                break;
+            }
+            items.push(obj.clone());
+        }
+        (items, next, st.revision)
     }
 
     /// The object the cache holds at `key` now, without waiting for the cache to be

@@ -73,3 +73,28 @@ spec:
   config:
     msg: hello from v2
 ";
+
+/// Send one request; the status, the body (JSON when it parses) and the headers.
+pub async fn send(
+    c: &reqwest::Client,
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    ct: &str,
+    body: String,
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let r = c
+        .request(method, format!("{url}{path}"))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (code, headers) = (r.status().as_u16(), r.headers().clone());
+    let text = r.text().await.unwrap();
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        headers,
+    )
+}
