@@ -177,7 +177,7 @@ pub trait Plugin: 'static {
     fn serve_subresource(req: &SubresourceRequest, _parent: &Object) -> Result<Object, Denial> {
         Err(Denial::not_found(format!(
             "the server could not find the requested resource (subresource {:?})",
-            req.request.subresource.as_deref().unwrap_or_default()
+            req.subresource
         )))
     }
 

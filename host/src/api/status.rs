@@ -181,6 +181,17 @@ impl ApiError {
         .with_details(json!({}))
     }
 
+    /// 405 for a verb a resource does not offer at all (a computed kind's writes), in
+    /// kube-apiserver's words for a route it does not register.
+    pub fn method_not_allowed_here() -> Self {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+        .with_details(json!({}))
+    }
+
     pub fn not_acceptable(accept: &str) -> Self {
         Self::new(
             406,

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 
-use crate::plugin::{PluginCatalog, ResourceInfo, Scope};
+use crate::plugin::{PluginCatalog, ResourceInfo, Scope, VersionInfo};
 
 const VERBS: &[&str] = &[
     "create",
@@ -19,6 +19,43 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+/// A computed kind is read-only.
+const COMPUTED_VERBS: &[&str] = &["get", "list"];
+
+/// A version's subresources as discovery lists them: name, the kind answered
+/// (group, version, kind) and verbs.
+fn subresources(
+    r: &ResourceInfo,
+    ver: &VersionInfo,
+    group: &str,
+) -> Vec<(String, Value, Vec<String>)> {
+    let own = |kind: &str| json!({"group": group, "version": ver.name, "kind": kind});
+    let verbs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    if ver.status_subresource {
+        out.push(("status".to_string(), own(&r.kind), verbs(STATUS_VERBS)));
+    }
+    if ver.scale.is_some() {
+        out.push((
+            "scale".to_string(),
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
+            verbs(STATUS_VERBS),
+        ));
+    }
+    for sub in &ver.subresources {
+        let kind = match sub.api_version.rsplit_once('/') {
+            Some((g, v)) => json!({"group": g, "version": v, "kind": sub.kind}),
+            None if sub.api_version.is_empty() => own(&sub.kind),
+            None => json!({"group": "", "version": sub.api_version, "kind": sub.kind}),
+        };
+        out.push((
+            sub.name.clone(),
+            kind,
+            sub.verbs.iter().map(|v| v.as_str().to_string()).collect(),
+        ));
+    }
+    out
+}
 
 /// kube's version priority: GA before beta before alpha, higher numbers first, then
 /// anything else alphabetically.
@@ -122,28 +159,45 @@ impl Documents {
                 let mut schemas = Map::new();
                 for r in infos.iter().filter(|r| r.served_version(v).is_some()) {
                     let ver = r.served_version(v).expect("filtered");
-                    resources.push(json!({
+                    let verbs = if r.is_computed() {
+                        COMPUTED_VERBS
+                    } else {
+                        VERBS
+                    };
+                    let mut main = json!({
                         "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced(),
-                        "kind": r.kind, "verbs": VERBS, "shortNames": r.short_names,
+                        "kind": r.kind, "verbs": verbs, "shortNames": r.short_names,
                         "categories": r.categories,
-                        "storageVersionHash": storage_version_hash(r),
-                    }));
+                    });
+                    if !r.is_computed() {
+                        main["storageVersionHash"] = json!(storage_version_hash(r));
+                    }
+                    resources.push(main);
                     let mut agg = json!({
                         "resource": r.plural,
                         "responseKind": {"group": group, "version": v, "kind": r.kind},
-                        "scope": scope(r), "singularResource": r.singular, "verbs": VERBS,
+                        "scope": scope(r), "singularResource": r.singular, "verbs": verbs,
                         "shortNames": r.short_names, "categories": r.categories,
                     });
-                    if ver.status_subresource {
-                        resources.push(json!({
-                            "name": format!("{}/status", r.plural), "singularName": "",
-                            "namespaced": r.namespaced(), "kind": r.kind, "verbs": STATUS_VERBS,
-                        }));
-                        agg["subresources"] = json!([{
-                            "subresource": "status",
-                            "responseKind": {"group": group, "version": v, "kind": r.kind},
-                            "verbs": STATUS_VERBS,
-                        }]);
+                    let subs = subresources(r, ver, group);
+                    for (name, kind, verbs) in &subs {
+                        let mut entry = json!({
+                            "name": format!("{}/{name}", r.plural), "singularName": "",
+                            "namespaced": r.namespaced(), "kind": kind["kind"], "verbs": verbs,
+                        });
+                        if kind["group"] != group || kind["version"] != v.as_str() {
+                            entry["group"] = kind["group"].clone();
+                            entry["version"] = kind["version"].clone();
+                        }
+                        resources.push(entry);
+                    }
+                    if !subs.is_empty() {
+                        agg["subresources"] = subs
+                            .iter()
+                            .map(|(name, kind, verbs)| {
+                                json!({"subresource": name, "responseKind": kind, "verbs": verbs})
+                            })
+                            .collect();
                     }
                     agg_resources.push(agg);
                     let (name, schema) = object_schema(r, v, &ver.schema);
@@ -283,12 +337,65 @@ fn resource_paths(r: &ResourceInfo, version: &str) -> Map<String, Value> {
         "200",
     );
     let mut paths = Map::new();
+    if r.is_computed() {
+        // Read-only: list and get.
+        for op in ["post", "delete"] {
+            collection.as_object_mut().expect("object").remove(op);
+        }
+        for op in ["put", "patch", "delete"] {
+            main.as_object_mut().expect("object").remove(op);
+        }
+    }
     paths.insert(base.clone(), collection);
     paths.insert(format!("{base}/{{name}}"), main);
-    if r.version(version).is_some_and(|v| v.status_subresource) {
+    let Some(ver) = r.version(version) else {
+        return paths;
+    };
+    if ver.status_subresource {
         paths.insert(format!("{base}/{{name}}/status"), item("Status"));
     }
+    if ver.scale.is_some() {
+        let scale_ref = json!({"$ref": format!("#/components/schemas/{SCALE}")});
+        let scale_gvk = json!({"group": "autoscaling", "version": "v1", "kind": "Scale"});
+        let mut s = item("Scale");
+        for (op, id) in [("get", "read"), ("put", "replace"), ("patch", "patch")] {
+            s[op]["responses"]["200"]["content"] = json!({"application/json": {"schema": scale_ref}, "application/yaml": {"schema": scale_ref}});
+            s[op]["x-kubernetes-group-version-kind"] = scale_gvk.clone();
+            s[op]["operationId"] = json!(format!("{id}{}{version}Scale", r.kind));
+        }
+        s["put"]["requestBody"] = body(&scale_ref);
+        paths.insert(format!("{base}/{{name}}/scale"), s);
+    }
+    for sub in &ver.subresources {
+        let any = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+        let mut p = json!({"parameters": item_params});
+        for verb in &sub.verbs {
+            let (method, action, id) = match verb {
+                crate::api::resource::SubresourceVerb::Get => ("get", "get", "read"),
+                crate::api::resource::SubresourceVerb::Create => ("post", "post", "create"),
+                crate::api::resource::SubresourceVerb::Update => ("put", "put", "replace"),
+            };
+            let mut o = op(action, id, &any, &vec![], "200");
+            o["operationId"] = json!(format!("{id}{}{version}{}", r.kind, upper_first(&sub.name)));
+            o["description"] = json!(format!(
+                "{} of {} (answered by its plugin); the response is a {}",
+                sub.name, r.kind, sub.kind
+            ));
+            if method != "get" {
+                o["requestBody"] = body(&any);
+            }
+            p[method] = o;
+        }
+        paths.insert(format!("{base}/{{name}}/{}", sub.name), p);
+    }
     paths
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn storage_version_hash(r: &ResourceInfo) -> String {
@@ -381,8 +488,31 @@ fn meta_schemas() -> Vec<(String, Value)> {
                 },
             }),
         ),
+        (
+            SCALE.into(),
+            json!({
+                "type": "object",
+                "description": "Scale represents a scaling request for a resource.",
+                "properties": {
+                    "apiVersion": string("APIVersion defines the versioned schema of this representation of an object."),
+                    "kind": string("Kind is a string value representing the REST resource this object represents."),
+                    "metadata": {"allOf": [{"$ref": OBJECT_META_REF}], "description": "Standard object metadata."},
+                    "spec": {"type": "object", "description": "ScaleSpec describes the attributes of a scale subresource.",
+                             "properties": {"replicas": {"type": "integer", "format": "int32", "description": "replicas is the desired number of instances for the scaled object."}}},
+                    "status": {"type": "object", "description": "ScaleStatus represents the current status of a scale subresource.",
+                               "required": ["replicas"],
+                               "properties": {
+                                   "replicas": {"type": "integer", "format": "int32", "default": 0, "description": "replicas is the actual number of observed instances of the scaled object."},
+                                   "selector": string("selector is the label query over pods that should match the replicas count, in its string form."),
+                               }},
+                },
+                "x-kubernetes-group-version-kind": [{"group": "autoscaling", "kind": "Scale", "version": "v1"}],
+            }),
+        ),
     ]
 }
+
+const SCALE: &str = "io.k8s.api.autoscaling.v1.Scale";
 
 /// OpenAPI v2 references live under `#/definitions/`.
 fn to_v2_refs(v: Value) -> Value {

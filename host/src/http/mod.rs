@@ -11,6 +11,7 @@
 //! - `state.rs`: [`AppState`], what every handler shares.
 //! - `resources.rs`: `/api` and `/apis/...`: group and version discovery, then a
 //!   resource's URL parsed into a `Target` and dispatched to its verb.
+//! - `subresources.rs`: `/scale` and the plugins' custom subresources.
 //! - `watch.rs`: the watch verb: its options validated, then events from the watch cache.
 //! - `params.rs`: query and body parameters, decoded into the registry's options.
 //! - `response.rs`: rendering: JSON or YAML bodies, ETags, `Warning` headers.
@@ -33,6 +34,7 @@ mod resources;
 mod response;
 mod routes;
 mod state;
+mod subresources;
 mod watch;
 
 pub use params::MAX_BODY_BYTES;

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use super::negotiate;
 use crate::api::{ApiError, ApiResult};
-use crate::registry::{DeleteOptions, DeleteOptionsWire, ListOptions, WriteOptions, WriteVerb};
+use crate::registry::{
+    DeleteOptions, DeleteOptionsWire, ListOptions, PatchType, WriteOptions, WriteVerb,
+};
 
 /// Bodies above this are refused with 413, as kube-apiserver's 3 MiB request limit.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -77,6 +79,22 @@ pub(super) fn write_input(
         }
     };
     Ok((value, opts))
+}
+
+/// The patch type a PATCH's content type names; 415 for any other.
+pub(super) fn patch_type(headers: &HeaderMap) -> ApiResult<PatchType> {
+    let ct = negotiate::content_type(headers);
+    match ct.as_str() {
+        "application/merge-patch+json" => Ok(PatchType::Merge),
+        "application/json-patch+json" => Ok(PatchType::Json),
+        _ => Err(ApiError::unsupported_media_type(
+            &ct,
+            &[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+            ],
+        )),
+    }
 }
 
 pub(super) fn list_options(

@@ -11,15 +11,17 @@ use std::time::Duration;
 
 use super::negotiate::{self, Output};
 use super::params::{
-    delete_options, list_options, parse_bool, query_map, read_body, write_input, write_options,
+    delete_options, list_options, parse_bool, patch_type, query_map, read_body, write_input,
+    write_options,
 };
 use super::response::{add_warnings, json_response, with_etag};
+use super::subresources;
 use super::watch::watch;
 use super::AppState;
 use crate::api::table::{self, IncludeObject};
 use crate::api::{ApiError, ApiResult, FieldError};
 use crate::plugin::UserInfo;
-use crate::registry::{PatchType, Target, WriteVerb};
+use crate::registry::{Target, WriteVerb};
 
 pub(super) async fn legacy_api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     // No legacy (core) group here; kubectl asks anyway.
@@ -201,11 +203,6 @@ async fn serve_apis(
     if path.namespace.is_some() && !r.namespaced() {
         return Err(ApiError::path_not_found());
     }
-    match path.subresource {
-        None => {}
-        Some("status") if version.status_subresource => {}
-        Some(_) => return Err(ApiError::path_not_found()),
-    }
     let target = Target {
         plugin: plugin.clone(),
         version: version.name.clone(),
@@ -214,9 +211,37 @@ async fn serve_apis(
     };
     let mut warnings: Vec<String> = version.deprecation_warning.iter().cloned().collect();
     let registry = &state.registry;
+    match (path.subresource, path.name) {
+        (None, _) => {}
+        (Some("status"), _) if version.status_subresource => {}
+        (Some("scale"), Some(name)) if version.scale.is_some() => {
+            let response =
+                subresources::scale(registry, &target, name, &method, &headers, &query, &body)
+                    .await?;
+            return Ok(add_warnings(response, &warnings));
+        }
+        (Some(sub), Some(name)) => {
+            let Some(info) = version.subresources.iter().find(|s| s.name == sub) else {
+                return Err(ApiError::path_not_found());
+            };
+            let response = subresources::custom(
+                registry, &target, name, info, &method, &headers, &query, &body,
+            )
+            .await?;
+            return Ok(add_warnings(response, &warnings));
+        }
+        (Some(_), None) => return Err(ApiError::path_not_found()),
+    }
+    // A computed kind is read-only: get and list.
+    if r.is_computed() && method != Method::GET {
+        return Err(ApiError::method_not_allowed_here());
+    }
 
     let watching = legacy_watch || parse_bool(query.get("watch"))?.unwrap_or(false);
     if watching && method == Method::GET && path.subresource.is_none() {
+        if r.is_computed() {
+            return Err(ApiError::method_not_allowed("watch", &r.kind));
+        }
         return watch(state, &target, &headers, &query, path.name).await;
     }
     if legacy_watch {
@@ -238,7 +263,10 @@ async fn serve_apis(
             }
             let out = negotiate::choose(&headers, true, false)?;
             let opts = list_options(&query, r)?;
-            let list = registry.list(&target, &opts).await?;
+            let list = match r.is_computed() {
+                true => registry.computed_list(&target, &opts).await?,
+                false => registry.list(&target, &opts).await?,
+            };
             let mut list_meta = json!({"resourceVersion": list.resource_version.to_string()});
             if let Some(c) = &list.continue_token {
                 list_meta["continue"] = json!(c);
@@ -293,7 +321,10 @@ async fn serve_apis(
         (Some(name), Method::GET) => {
             let out = negotiate::choose(&headers, true, false)?;
             let rv = query.get("resourceVersion").map(String::as_str);
-            let obj = registry.get(&target, name, rv).await?;
+            let obj = match r.is_computed() {
+                true => registry.computed_get(&target, name).await?,
+                false => registry.get(&target, name, rv).await?,
+            };
             if out == Output::Table {
                 let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
                     .map_err(ApiError::bad_request)?;
@@ -320,20 +351,7 @@ async fn serve_apis(
         }
         (Some(name), Method::PATCH) => {
             // kube-apiserver checks the patch type before anything else.
-            let ct = negotiate::content_type(&headers);
-            let kind = match ct.as_str() {
-                "application/merge-patch+json" => PatchType::Merge,
-                "application/json-patch+json" => PatchType::Json,
-                _ => {
-                    return Err(ApiError::unsupported_media_type(
-                        &ct,
-                        &[
-                            "application/json-patch+json",
-                            "application/merge-patch+json",
-                        ],
-                    ))
-                }
-            };
+            let kind = patch_type(&headers)?;
             let out = negotiate::choose(&headers, false, false)?;
             let opts = write_options(&query, WriteVerb::Patch)?;
             let outcome = registry

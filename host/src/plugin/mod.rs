@@ -44,7 +44,7 @@ pub use state::PluginStats;
 pub use world::WORLDS;
 
 /// The current world's types, as the rest of the host uses them.
-pub(crate) use world::v0_2::wasm_apiserver::plugin::types as wit;
+pub use world::v0_2::wasm_apiserver::plugin::types as wit;
 
 /// A hook call that failed. Every variant names the plugin file and the hook, so that the
 /// 500 a client receives says which plugin misbehaved and how.

@@ -20,6 +20,7 @@
 
 mod admission;
 mod admit;
+mod computed;
 mod continue_token;
 mod create;
 mod delete;
@@ -30,7 +31,9 @@ pub mod meta;
 mod options;
 mod read;
 mod reads;
+mod scale;
 mod store;
+mod subresource;
 mod target;
 mod update;
 
@@ -39,5 +42,7 @@ pub use options::{
     DeleteOptions, DeleteOptionsWire, FieldValidation, ListOptions, ListResult, Outcome, PatchType,
     Propagation, WriteOptions, WriteVerb, MAX_FIELD_MANAGER_BYTES, MAX_JSON_PATCH_OPERATIONS,
 };
+pub use scale::ScaleChange;
 pub use store::Registry;
+pub use subresource::SubresourceCall;
 pub use target::Target;

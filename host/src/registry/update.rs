@@ -42,6 +42,37 @@ fn parse_body_rv(t: &Target, name: &str, rv: &str) -> ApiResult<Revision> {
     })
 }
 
+/// Apply a merge or JSON patch to `doc`, with kube-apiserver's limits and wording.
+pub(super) fn apply_patch(doc: &mut Value, kind: PatchType, patch: &[u8]) -> ApiResult<()> {
+    match kind {
+        PatchType::Merge => {
+            let p: Value = serde_json::from_slice(patch)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            json_patch::merge(doc, &p);
+        }
+        PatchType::Json => {
+            let p: json_patch::Patch =
+                serde_json::from_slice(patch).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            if p.0.len() > MAX_JSON_PATCH_OPERATIONS {
+                return Err(ApiError::new(413, "RequestEntityTooLarge", format!(
+                    "Request entity too large: The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+                    p.0.len()
+                )));
+            }
+            json_patch::patch_unsafe(doc, &p).map_err(|e| {
+                // kube-apiserver's wording; the reason stays in causes.
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    "the server rejected our request due to an error in our request",
+                )
+                .with_details(json!({"causes": [{"message": e.to_string()}]}))
+            })?;
+        }
+    }
+    Ok(())
+}
+
 impl Registry {
     /// PUT: replace the object (or its status).
     pub async fn update(
@@ -127,34 +158,7 @@ impl Registry {
                 let mut doc = self
                     .to_request_version(t, &mut inst, vec![stored.clone()])?
                     .remove(0);
-                match kind {
-                    PatchType::Merge => {
-                        let p: Value = serde_json::from_slice(patch).map_err(|e| {
-                            ApiError::bad_request(format!("error decoding patch: {e}"))
-                        })?;
-                        json_patch::merge(&mut doc, &p);
-                    }
-                    PatchType::Json => {
-                        let p: json_patch::Patch = serde_json::from_slice(patch)
-                            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                        if p.0.len() > MAX_JSON_PATCH_OPERATIONS {
-                            return Err(ApiError::new(413, "RequestEntityTooLarge", format!(
-                                "Request entity too large: The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
-                                p.0.len()
-                            )));
-                        }
-                        json_patch::patch_unsafe(&mut doc, &p)
-                            .map_err(|e| {
-                                // kube-apiserver's wording; the reason stays in causes.
-                                ApiError::new(
-                                    422,
-                                    "Invalid",
-                                    "the server rejected our request due to an error in our request",
-                                )
-                                .with_details(json!({"causes": [{"message": e.to_string()}]}))
-                            })?;
-                    }
-                }
+                apply_patch(&mut doc, kind, patch)?;
                 // A resourceVersion the patch sets is a precondition on the stored one.
                 match doc["metadata"]["resourceVersion"].as_str() {
                     Some(rv) if rv != rev.to_string() => {
@@ -172,7 +176,16 @@ impl Registry {
                 let body = self.admit_body(t, doc, opts, &mut warnings)?;
                 let defaulted = hooks(|| inst.default(body))?;
                 let new = self.to_storage_version(t, &mut inst, defaulted)?;
-                self.decide_update(t, &mut inst, name, new, stored, subresource, opts, &mut warnings)
+                self.decide_update(
+                    t,
+                    &mut inst,
+                    name,
+                    new,
+                    stored,
+                    subresource,
+                    opts,
+                    &mut warnings,
+                )
             })
             .await?;
         let object = self.to_request_version(t, &mut inst, vec![out])?.remove(0);
@@ -185,7 +198,7 @@ impl Registry {
         clippy::too_many_arguments,
         reason = "the parts of one update, each used once"
     )]
-    fn decide_update(
+    pub(super) fn decide_update(
         &self,
         t: &Target,
         inst: &mut PluginInstance<'_>,

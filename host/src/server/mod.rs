@@ -224,7 +224,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     // Start every resource's watch cache now, as kube-apiserver does: a client that
     // lists and then watches from the list's resourceVersion must find it inside the
     // cache's window, which begins when the cache loads.
-    for plugin in &catalog.plugins {
+    for plugin in catalog.plugins.iter().filter(|p| !p.resource.is_computed()) {
         registry.watch.get(plugin, &registry.storage);
     }
     let _hot_reload = match flags.dev || flags.watch_plugins {

@@ -110,7 +110,9 @@ pub async fn apply(registry: &Arc<Registry>, path: PathBuf) {
     let ms = started.elapsed().as_millis() as u64;
     match outcome {
         Reload::Added(p) | Reload::Replaced(p) => {
-            registry.watch.get(&p, &registry.storage);
+            if !p.resource.is_computed() {
+                registry.watch.get(&p, &registry.storage);
+            }
             tracing::info!(file = %path.display(), resource = %p.resource.qualified_plural(), cached = p.from_cache, ms, "hot reload: serving the new plugin");
         }
         Reload::Removed(p) => {
