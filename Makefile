@@ -5,6 +5,7 @@ CARGO       ?= cargo
 WASM_TARGET := wasm32-wasip2
 GUEST_OUT   := target/$(WASM_TARGET)/guest
 PLUGINS     := hello wardle-flunder wardle-fischer
+DEVOPS_KINDS := pipelines pipelineruns pipelinesummaries
 DATA_DIR    ?= .data
 PORT        ?= 6443
 HELLO       ?= rust
@@ -38,11 +39,14 @@ setup: setup-build
 	  echo "==> installing etcd-server (apt-get)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq etcd-server >/dev/null; }
 
-## example-plugins: the example plugins into target/plugins.
+## example-plugins: the example plugins into target/plugins (devops is three plugins,
+## one per kind, built as the devops crate's examples).
 example-plugins: setup-build
 	$(CARGO) build --profile guest --target $(WASM_TARGET) $(addprefix -p ,$(PLUGINS))
+	$(CARGO) build --profile guest --target $(WASM_TARGET) -p devops --examples
 	@mkdir -p target/plugins
 	@for p in $(PLUGINS); do cp $(GUEST_OUT)/$$(echo $$p | tr - _).wasm target/plugins/$$p.wasm; done
+	@for k in $(DEVOPS_KINDS); do cp $(GUEST_OUT)/examples/devops_$$k.wasm target/plugins/devops-$$k.wasm; done
 
 ## plugins: example plugins into target/plugins; misbehaving test plugins and a stricter
 ## build of hello (hello-pinned.wasm) into target/test-plugins; the Python and
@@ -142,7 +146,7 @@ dev: example-plugins
 ## test: unit tests (host, SDK, example plugins natively in Rust, CPython and Node) and
 ## the end-to-end suite (which runs one behaviour table against all three hellos).
 test: plugins lang-unit-tests schemathesis lint
-	$(CARGO) test -p wasm-apiserver -p wasm-apiserver-tests -p wasm-apiserver-sdk -p hello -p wardle-flunder -p wardle-fischer
+	$(CARGO) test -p wasm-apiserver -p wasm-apiserver-tests -p wasm-apiserver-sdk -p hello -p wardle-flunder -p wardle-fischer -p devops
 
 ## schemathesis: the OpenAPI fuzzer the test suite runs (PyPI, into the tools venv).
 SCHEMATHESIS := $(PY_TOOLS)/bin/schemathesis

@@ -10,6 +10,7 @@ mod common;
 
 mod admission;
 mod auth;
+mod devops;
 mod etcd;
 mod fuzz;
 mod hello_behaviour;

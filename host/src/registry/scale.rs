@@ -152,9 +152,11 @@ impl Registry {
                 match wanted["metadata"]["name"].as_str() {
                     None | Some("") => {}
                     Some(n) if n == name => {}
-                    Some(n) => return Err(ApiError::bad_request(format!(
+                    Some(n) => {
+                        return Err(ApiError::bad_request(format!(
                         "the name of the object ({n}) does not match the name on the URL ({name})"
-                    ))),
+                    )))
+                    }
                 }
                 // A resourceVersion in the Scale is a precondition on the object's.
                 if let Some(rv) = wanted["metadata"]["resourceVersion"]
