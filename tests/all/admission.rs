@@ -65,6 +65,21 @@ fn ban_flunder_refuses_names_a_fischer_disallows() {
     ]);
     let (ok, _, err) = s.kubectl_stdin(&["create", "-f", "-"], Some(&flunder("banned")));
     assert!(ok, "{err}");
+
+    // Reads are counted per plugin: only wardle-flunder read (one list per create).
+    let metrics = s.ok(&["get", "--raw", "/metrics"]);
+    let value = |name: &str, plugin: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{plugin=\"{plugin}\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} for {plugin} missing in:\n{metrics}"))
+    };
+    assert_eq!(value("wasm_apiserver_plugin_reads_total", "wardle-flunder.wasm"), 5.0);
+    assert!(value("wasm_apiserver_plugin_read_objects_total", "wardle-flunder.wasm") >= 3.0);
+    assert!(value("wasm_apiserver_plugin_read_bytes_total", "wardle-flunder.wasm") > 100.0);
+    assert_eq!(value("wasm_apiserver_plugin_reads_total", "wardle-fischer.wasm"), 0.0);
 }
 
 /// A server with the misbehave test plugin, and a POST of a Misbehaver in `mode`.

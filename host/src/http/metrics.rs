@@ -81,6 +81,24 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "Time spent in plugin hook calls.",
             |p| p.stats.call_nanos.load(Relaxed) as f64 / 1e9,
         ),
+        (
+            "wasm_apiserver_plugin_reads_total",
+            "counter",
+            "Reads of other objects (reads.get and reads.list calls) by the plugin's hooks.",
+            |p| p.stats.reads.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_plugin_read_objects_total",
+            "counter",
+            "Objects the plugin's reads returned.",
+            |p| p.stats.read_objects.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_plugin_read_bytes_total",
+            "counter",
+            "Bytes of JSON the plugin's reads returned.",
+            |p| p.stats.read_bytes.load(Relaxed) as f64,
+        ),
     ];
     write_families(&mut out, plugins, &catalog.plugins, |p| {
         format!("plugin=\"{}\"", p.name)
