@@ -65,6 +65,7 @@ plugins: setup example-plugins
 ## misbehaving test plugins into target/test-plugins (each rebuilt only when its
 ## sources change; the tools are installed on first use).
 lang-plugins: $(LANG_OUT)/hello-python.wasm $(LANG_OUT)/hello-js.wasm \
+  $(LANG_OUT)/wardle-flunder-python.wasm $(LANG_OUT)/wardle-flunder-js.wasm \
   target/test-plugins/misbehave-python.wasm target/test-plugins/misbehave-js.wasm
 
 $(COMPONENTIZE_PY):
@@ -91,12 +92,19 @@ endef
 $(LANG_OUT)/hello-python.wasm: $(wildcard examples/hello-python/*.py) $(PY_SDK) $(WIT) | $(COMPONENTIZE_PY)
 	$(call componentize_py,,examples/hello-python,$@)
 
+$(LANG_OUT)/wardle-flunder-python.wasm: $(wildcard examples/wardle-flunder-python/*.py) $(PY_SDK) $(WIT) | $(COMPONENTIZE_PY)
+	$(call componentize_py,,examples/wardle-flunder-python,$@)
+
 target/test-plugins/misbehave-python.wasm: $(wildcard guests/test-plugins/python/*.py) $(PY_SDK) $(WIT) | $(COMPONENTIZE_PY)
 	$(call componentize_py,,guests/test-plugins/python,$@)
 
 $(LANG_OUT)/hello-js.wasm: $(wildcard examples/hello-js/*.js) $(JS_SDK) $(WIT) $(JS_TOOLS)
 	@mkdir -p $(dir $@)
 	node guests/js/build.mjs examples/hello-js/hello.js $@
+
+$(LANG_OUT)/wardle-flunder-js.wasm: $(wildcard examples/wardle-flunder-js/*.js) $(JS_SDK) $(WIT) $(JS_TOOLS)
+	@mkdir -p $(dir $@)
+	node guests/js/build.mjs examples/wardle-flunder-js/flunder.js $@
 
 target/test-plugins/misbehave-js.wasm: $(wildcard guests/test-plugins/js/*.js) $(JS_SDK) $(WIT) $(JS_TOOLS)
 	@mkdir -p $(dir $@)
@@ -154,12 +162,14 @@ schemathesis: $(SCHEMATHESIS)
 $(SCHEMATHESIS): | $(COMPONENTIZE_PY)
 	$(PY_TOOLS)/bin/pip install -q --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
 
-## lang-unit-tests: the Python and JavaScript hellos' logic, natively (no Wasm).
+## lang-unit-tests: the Python and JavaScript examples' logic, natively (no Wasm).
 lang-unit-tests: $(COMPONENTIZE_PY) $(JS_TOOLS)
 	rm -rf target/py-bindings && $(COMPONENTIZE_PY) -d wit -w plugin bindings target/py-bindings
-	PYTHONPATH=target/py-bindings:guests/python:examples/hello-python \
-	  $(PY_TOOLS)/bin/python -m unittest discover -s examples/hello-python
-	node --import ./guests/js/test-host.mjs --test examples/hello-js/*.test.mjs
+	for app in hello-python wardle-flunder-python; do \
+	  PYTHONPATH=target/py-bindings:guests/python:examples/$$app \
+	    $(PY_TOOLS)/bin/python -m unittest discover -s examples/$$app || exit 1; done
+	node --import ./guests/js/test-host.mjs --test examples/hello-js/*.test.mjs \
+	  examples/wardle-flunder-js/*.test.mjs
 
 ## bench: the benchmark harness (release build); prints a table.
 bench: plugins

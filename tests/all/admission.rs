@@ -22,6 +22,66 @@ fn flunder(name: &str) -> String {
 #[test]
 fn ban_flunder_refuses_names_a_fischer_disallows() {
     let s = Server::start();
+    ban_flunder(&s);
+
+    // Reads are counted per plugin: only wardle-flunder read (one list per create).
+    let metrics = s.ok(&["get", "--raw", "/metrics"]);
+    let value = |name: &str, plugin: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{plugin=\"{plugin}\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} for {plugin} missing in:\n{metrics}"))
+    };
+    assert_eq!(
+        value("wasm_apiserver_plugin_reads_total", "wardle-flunder.wasm"),
+        5.0
+    );
+    assert!(
+        value(
+            "wasm_apiserver_plugin_read_objects_total",
+            "wardle-flunder.wasm"
+        ) >= 3.0
+    );
+    assert!(
+        value(
+            "wasm_apiserver_plugin_read_bytes_total",
+            "wardle-flunder.wasm"
+        ) > 100.0
+    );
+    assert_eq!(
+        value("wasm_apiserver_plugin_reads_total", "wardle-fischer.wasm"),
+        0.0
+    );
+}
+
+/// BanFlunder written in Python and in JavaScript (`examples/wardle-flunder-python`,
+/// `examples/wardle-flunder-js`) behaves as the Rust one.
+#[test]
+fn ban_flunder_in_python_and_javascript() {
+    for flunder in ["wardle-flunder-python", "wardle-flunder-js"] {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::copy(
+            crate::common::example("wardle-fischer"),
+            plugins.join("wardle-fischer.wasm"),
+        )
+        .unwrap();
+        std::fs::copy(
+            crate::common::wasm("lang-plugins", flunder),
+            plugins.join(format!("{flunder}.wasm")),
+        )
+        .unwrap();
+        let s = Server::start_in(dir);
+        ban_flunder(&s);
+    }
+}
+
+/// The sample apiserver's BanFlunder, through kubectl, on a server serving Fischers
+/// and a Flunder plugin with that admission: five creates, so five reads.
+fn ban_flunder(s: &Server) {
     // No Fischer yet: every name is allowed.
     let (ok, _, err) = s.kubectl_stdin(&["create", "-f", "-"], Some(&flunder("banned")));
     assert!(ok, "{err}");
@@ -65,21 +125,6 @@ fn ban_flunder_refuses_names_a_fischer_disallows() {
     ]);
     let (ok, _, err) = s.kubectl_stdin(&["create", "-f", "-"], Some(&flunder("banned")));
     assert!(ok, "{err}");
-
-    // Reads are counted per plugin: only wardle-flunder read (one list per create).
-    let metrics = s.ok(&["get", "--raw", "/metrics"]);
-    let value = |name: &str, plugin: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(&format!("{name}{{plugin=\"{plugin}\"}}")))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} for {plugin} missing in:\n{metrics}"))
-    };
-    assert_eq!(value("wasm_apiserver_plugin_reads_total", "wardle-flunder.wasm"), 5.0);
-    assert!(value("wasm_apiserver_plugin_read_objects_total", "wardle-flunder.wasm") >= 3.0);
-    assert!(value("wasm_apiserver_plugin_read_bytes_total", "wardle-flunder.wasm") > 100.0);
-    assert_eq!(value("wasm_apiserver_plugin_reads_total", "wardle-fischer.wasm"), 0.0);
 }
 
 /// A server with the misbehave test plugin, and a POST of a Misbehaver in `mode`.

@@ -896,6 +896,137 @@ fn main() {
     if run("auth") {
         rt.block_on(auth());
     }
+    if run("contract") {
+        rt.block_on(contract());
+    }
+}
+
+/// Contract 0.2's reads, on the examples that use them: a Flunder create whose
+/// admission (BanFlunder) lists 1,000 Fischers against a Fischer create (no reads),
+/// and the devops `pipelineruns` subresource paging 100 of a pipeline's 10,000 runs.
+async fn contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = common::server::copy_examples(dir.path());
+    for k in ["pipelines", "pipelineruns", "pipelinesummaries"] {
+        let name = format!("devops-{k}");
+        std::fs::copy(common::example(&name), plugins.join(format!("{name}.wasm"))).unwrap();
+    }
+    let (url, client) = serve_in_process(dir.path(), &plugins, true, &[]).await;
+    let post = |path: String, body: Value| {
+        let (c, url) = (client.clone(), url.clone());
+        async move {
+            let r = c
+                .post(format!("{url}{path}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        }
+    };
+    let fischers = "/apis/wardle.example.com/v1alpha1/fischers".to_string();
+    let flunders = "/apis/wardle.example.com/v1beta1/namespaces/default/flunders".to_string();
+    for i in 0..1000 {
+        post(fischers.clone(), json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Fischer",
+            "metadata": {"name": format!("seed-{i}")}, "disallowedFlunders": [format!("banned-{i}"), "x"]})).await;
+    }
+    let create = |path: String, kind: &'static str| {
+        let (c, url) = (client.clone(), url.clone());
+        move |n: usize| {
+            let (c, url, path) = (c.clone(), url.clone(), path.clone());
+            async move {
+                let body = match kind {
+                    "Fischer" => {
+                        json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Fischer",
+                        "metadata": {"name": format!("b-{n}")}})
+                    }
+                    _ => json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+                        "metadata": {"name": format!("b-{n}")}}),
+                };
+                let r = c
+                    .post(format!("{url}{path}"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+            }
+        }
+    };
+    println!();
+    println!("| Contract 0.2 (embedded store, 1 client, 3 s each, in one run) | throughput | p50 | p99 |");
+    println!("|---|---|---|---|");
+    let fischer = load(1, 3, create(fischers.clone(), "Fischer")).await;
+    let flunder = load(1, 3, create(flunders.clone(), "Flunder")).await;
+    for (label, (tput, p50, p99)) in [
+        ("CREATE Fischer (no admission reads)", fischer),
+        ("CREATE Flunder (BanFlunder lists 1,000+ Fischers)", flunder),
+    ] {
+        println!("| {label} | {tput:.0}/s | {} | {} |", ms(p50), ms(p99));
+    }
+    println!(
+        "| Flunder / Fischer create p50 (goal <= 3x) | {:.2}x | | |",
+        flunder.1.as_secs_f64() / fischer.1.as_secs_f64()
+    );
+
+    let base = "/apis/devops.example.com/v1/namespaces/default";
+    post(
+        format!("{base}/pipelines"),
+        json!({"apiVersion": "devops.example.com/v1", "kind": "Pipeline",
+        "metadata": {"name": "build"}}),
+    )
+    .await;
+    let seeded = Instant::now();
+    for i in 0..10_000 {
+        post(
+            format!("{base}/pipelineruns"),
+            json!({"apiVersion": "devops.example.com/v1", "kind": "PipelineRun",
+            "metadata": {"name": format!("build-{i:05}")}, "spec": {"pipeline": "build"}}),
+        )
+        .await;
+    }
+    let seed_secs = seeded.elapsed().as_secs_f64();
+    let page_url = format!("{url}{base}/pipelines/build/pipelineruns?limit=100");
+    let (c, u) = (client.clone(), page_url.clone());
+    let page = load(1, 3, move |_| {
+        let (c, u) = (c.clone(), u.clone());
+        async move {
+            let r = c.get(&u).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["items"].as_array().unwrap().len(), 100);
+        }
+    })
+    .await;
+    let (c, u) = (
+        client.clone(),
+        format!("{url}{base}/pipelineruns?limit=100"),
+    );
+    let plain = load(1, 3, move |_| {
+        let (c, u) = (c.clone(), u.clone());
+        async move {
+            let r = c.get(&u).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let _ = r.bytes().await.unwrap();
+        }
+    })
+    .await;
+    println!(
+        "| pipelines/build/pipelineruns?limit=100 of 10,000 runs (goal p50 <= 5 ms) | {:.0}/s | {} | {} |",
+        page.0,
+        ms(page.1),
+        ms(page.2)
+    );
+    println!(
+        "| baseline: LIST pipelineruns?limit=100 (storage, no plugin read) | {:.0}/s | {} | {} |",
+        plain.0,
+        ms(plain.1),
+        ms(plain.2)
+    );
+    println!(
+        "\n(seeding 10,000 runs, each admitted with a read of its pipeline: {seed_secs:.1} s, {:.2} ms per create)",
+        seed_secs * 1e3 / 10_000.0
+    );
 }
 
 fn ms(d: Duration) -> String {
