@@ -97,6 +97,13 @@ impl Object {
     }
 
     /// A top-level field, without parsing the rest of the object into values.
+    /// Whether the object's JSON text contains `needle`: a cheap test before parsing
+    /// many objects to find few (a name, which JSON never escapes, in `"quotes"`).
+    /// Reports `true` for an object built from a value (it has no text to search).
+    pub fn text_contains(&self, needle: &str) -> bool {
+        self.text.as_deref().is_none_or(|t| t.contains(needle))
+    }
+
     pub fn field(&self, key: &str) -> Option<Value> {
         match (&self.text, self.value.get()) {
             (_, Some(v)) => v.get(key).cloned(),

@@ -95,8 +95,8 @@ fn encode(
         .encode(objs, &Encoding::Json(version.into()))
         .map_err(|e| unavailable(ApiError::from(e).message))?;
     Ok(bytes
-        .into_iter()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
         .collect())
 }
 
@@ -144,9 +144,11 @@ impl ReadSource for LocalReads {
                 Some(format!("{prefix}{rest}"))
             }
         };
+        // Without selectors no object is looked into (each would be a cache miss).
+        let all = parsed.labels.is_empty() && parsed.fields.is_empty();
         let (items, next, revision) =
             cacher.page(&prefix, start.as_deref(), opts.limit as usize, |o| {
-                selectors::matches(&parsed.labels, &parsed.fields, &o.value)
+                all || selectors::matches(&parsed.labels, &parsed.fields, &o.value)
             });
         let refs: Vec<&Arc<crate::watch::CachedObject>> = items.iter().collect();
         Ok(ObjectList {

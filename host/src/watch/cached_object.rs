@@ -93,12 +93,19 @@ impl Cacher {
     /// Serialize objects in an encoding, converting (one batched `convert`) and
     /// printing (one batched `print`) what is not cached yet.
     pub fn encode(&self, objs: &[&Arc<CachedObject>], enc: &Encoding) -> Result<Vec<Bytes>> {
+        // One look at each object's forms; the common case (a watcher's or a read's
+        // objects, all encoded before) ends here.
+        let found: Vec<Option<Bytes>> = objs.iter().map(|o| o.encoded(enc)).collect();
+        if found.iter().all(Option::is_some) {
+            return Ok(found.into_iter().flatten().collect());
+        }
         let missing: Vec<&Arc<CachedObject>> = objs
             .iter()
-            .copied()
-            .filter(|o| o.encoded(enc).is_none())
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(o, _)| *o)
             .collect();
-        if !missing.is_empty() {
+        {
             let plugin = self.plugin();
             let storage = **enc.version() == *plugin.resource.storage_version;
             let bytes: Vec<Bytes> = match enc {
