@@ -117,10 +117,12 @@ target/test-plugins/misbehave-js.wasm: $(wildcard guests/test-plugins/js/*.js) $
 RUN_PLUGINS := wardle-flunder wardle-fischer $(if $(filter rust,$(HELLO)),hello)
 run: setup-build
 	@case "$(HELLO)" in rust|python|js) ;; *) echo "HELLO must be rust, python or js"; exit 2 ;; esac
-	@echo "==> [1/3] building the example plugins ($(RUN_PLUGINS)) for $(WASM_TARGET)"
+	@echo "==> [1/3] building the example plugins ($(RUN_PLUGINS) devops) for $(WASM_TARGET)"
 	$(CARGO) build --profile guest --target $(WASM_TARGET) $(addprefix -p ,$(RUN_PLUGINS))
+	$(CARGO) build --profile guest --target $(WASM_TARGET) -p devops --examples
 	@rm -rf target/run-plugins && mkdir -p target/run-plugins
 	@for p in $(RUN_PLUGINS); do cp $(GUEST_OUT)/$$(echo $$p | tr - _).wasm target/run-plugins/$$p.wasm; done
+	@for k in $(DEVOPS_KINDS); do cp $(GUEST_OUT)/examples/devops_$$k.wasm target/run-plugins/devops-$$k.wasm; done
 	@if [ "$(HELLO)" != rust ]; then \
 	  echo "==> [1/3] building hello in $(HELLO) (installs its toolchain on first use)"; \
 	  $(MAKE) --no-print-directory $(LANG_OUT)/hello-$(HELLO).wasm && \
