@@ -23,5 +23,6 @@ mod plugin_runtime;
 mod rest_api;
 mod schemathesis;
 mod storage_conformance;
+mod upstream;
 mod watch;
 mod watch_cache;

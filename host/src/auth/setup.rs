@@ -31,7 +31,7 @@ pub struct AuthOptions {
 }
 
 /// A client for the cluster: from a kubeconfig, or in-cluster when running in a pod.
-async fn cluster_client(
+pub(crate) async fn cluster_client(
     kubeconfig: Option<&Path>,
     flag: &str,
 ) -> anyhow::Result<Option<kube::Client>> {

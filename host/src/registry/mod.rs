@@ -36,6 +36,7 @@ mod store;
 mod subresource;
 mod target;
 mod update;
+mod upstream;
 
 pub use delete::Deleted;
 pub use options::{
@@ -46,3 +47,4 @@ pub use scale::ScaleChange;
 pub use store::Registry;
 pub use subresource::SubresourceCall;
 pub use target::Target;
+pub use upstream::Upstream;

@@ -1,5 +1,5 @@
 //! What a plugin's reads are answered from: the watch caches of the kinds this server
-//! serves. Each read waits (once per kind and hook call is not tracked: each read)
+//! serves, else the informers on the upstream cluster ([`super::Upstream`]). Each read waits (once per kind and hook call is not tracked: each read)
 //! until the kind's cache has caught up with storage's current revision, so a hook
 //! never sees a state older than its own request; then it reads the cache, converted
 //! to the version asked for through the watch cache's remembered conversions.
@@ -41,21 +41,24 @@ fn block<T>(
 }
 
 impl LocalReads {
-    /// The plugin serving `r`, its cache (caught up with storage) and its keys.
+    fn registry(&self) -> Result<Arc<Registry>, ReadError> {
+        self.registry
+            .upgrade()
+            .ok_or_else(|| unavailable("the server is shutting down"))
+    }
+
+    /// The plugin serving `r`, its cache (caught up with storage) and its keys; `None`
+    /// when no plugin of this server serves it (the upstream cluster may).
     fn source(
         &self,
         r: &ResourceRef,
         namespace: Option<&str>,
-    ) -> Result<(Arc<Plugin>, Arc<Cacher>, ResourceKeys), ReadError> {
-        let registry = self
-            .registry
-            .upgrade()
-            .ok_or_else(|| unavailable("the server is shutting down"))?;
+    ) -> Result<Option<(Arc<Plugin>, Arc<Cacher>, ResourceKeys)>, ReadError> {
+        let registry = self.registry()?;
         let catalog = registry.plugins.snapshot();
-        let plugin = catalog
-            .find(&r.group, &r.resource)
-            .cloned()
-            .ok_or_else(|| unavailable(format!("no plugin of this server serves {r}")))?;
+        let Some(plugin) = catalog.find(&r.group, &r.resource).cloned() else {
+            return Ok(None);
+        };
         let info = &plugin.resource;
         if info.served_version(&r.version).is_none() {
             return Err(ReadError::Invalid(format!(
@@ -81,7 +84,16 @@ impl LocalReads {
         block(deadline, cacher.wait_fresh())?
             .map_err(|e| unavailable(ApiError::from(e).message))?;
         let keys = ResourceKeys::new(&info.group, &info.plural, info.namespaced());
-        Ok((plugin, cacher, keys))
+        Ok(Some((plugin, cacher, keys)))
+    }
+
+    /// The upstream cluster's informers, for a kind no plugin here serves.
+    fn upstream(&self, r: &ResourceRef) -> Result<Arc<super::Upstream>, ReadError> {
+        self.registry()?.upstream.clone().ok_or_else(|| {
+            unavailable(format!(
+                "no plugin of this server serves {r}, and no upstream cluster is configured (--kubeconfig)"
+            ))
+        })
     }
 }
 
@@ -107,7 +119,9 @@ impl ReadSource for LocalReads {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<String, ReadError> {
-        let (plugin, cacher, keys) = self.source(r, namespace)?;
+        let Some((plugin, cacher, keys)) = self.source(r, namespace)? else {
+            return self.upstream(r)?.get(r, namespace, name);
+        };
         let obj = cacher
             .current(&keys.object(namespace, name))
             .ok_or_else(|| {
@@ -125,7 +139,9 @@ impl ReadSource for LocalReads {
         namespace: Option<&str>,
         opts: &ReadListOptions,
     ) -> Result<ObjectList, ReadError> {
-        let (plugin, cacher, keys) = self.source(r, namespace)?;
+        let Some((plugin, cacher, keys)) = self.source(r, namespace)? else {
+            return self.upstream(r)?.list(r, namespace, opts);
+        };
         let query: HashMap<String, String> = [
             ("labelSelector", &opts.label_selector),
             ("fieldSelector", &opts.field_selector),

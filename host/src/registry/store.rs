@@ -19,8 +19,11 @@ pub struct Registry {
     /// Watch caches, one per resource (all started with the server); reads in another
     /// version or as a Table reuse their remembered conversions and cells.
     pub watch: WatchCaches,
-    /// What plugins' reads are answered from (these caches).
+    /// What plugins' reads are answered from (these caches, or the upstream's).
     pub(super) reads: Arc<dyn ReadSource>,
+    /// Informers on the cluster this server is aggregated into, for plugins' reads of
+    /// kinds it serves (none without `--kubeconfig` or an in-cluster configuration).
+    pub upstream: Option<Arc<super::Upstream>>,
 }
 
 /// Per object read, the watch cache's copy of it at the same revision, if it has one.
@@ -60,10 +63,12 @@ impl Registry {
         plugins: Arc<PluginRegistry>,
         storage: Arc<dyn Storage>,
         watch: WatchSettings,
+        upstream: Option<Arc<super::Upstream>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Registry {
             plugins,
             storage,
+            upstream,
             watch: WatchCaches::new(watch),
             reads: Arc::new(super::reads::LocalReads {
                 registry: me.clone(),

@@ -38,7 +38,9 @@ pub enum StorageBackend {
 #[command(
     name = "wasm-apiserver",
     version,
-    about = "A Kubernetes aggregated apiserver whose resources are WebAssembly components"
+    about = "A Kubernetes aggregated apiserver whose resources are WebAssembly components",
+    // A flag given twice takes its last value, as kube-apiserver's flags do.
+    args_override_self = true
 )]
 pub struct Flags {
     /// Folder of plugin components (*.wasm).
@@ -103,6 +105,12 @@ pub struct Flags {
     pub requestheader_group_headers: Vec<String>,
     #[arg(long, value_delimiter = ',', default_value = "X-Remote-Extra-")]
     pub requestheader_extra_headers_prefix: Vec<String>,
+    /// kubeconfig of the cluster this server is aggregated into, for plugins' reads of
+    /// its kinds (pods, configmaps, CRD objects): the server follows each kind that a
+    /// plugin declares in `reads` and no plugin here serves. In a pod, the in-cluster
+    /// configuration is used when this is not given.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
     /// kubeconfig of the cluster that reviews bearer tokens (TokenReview); in a pod,
     /// the in-cluster configuration is used when this is not given.
     #[arg(long)]
@@ -220,7 +228,13 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         bookmark_interval: Duration::from_secs(flags.watch_bookmark_seconds.max(1)),
         ..WatchSettings::default()
     };
-    let registry = Registry::new(plugins, storage, watch);
+    let upstream = crate::auth::setup::cluster_client(flags.kubeconfig.as_deref(), "--kubeconfig")
+        .await?
+        .map(|client| Arc::new(crate::registry::Upstream::new(client)));
+    if let Some(u) = &upstream {
+        u.follow(&catalog);
+    }
+    let registry = Registry::new(plugins, storage, watch, upstream);
     // Start every resource's watch cache now, as kube-apiserver does: a client that
     // lists and then watches from the list's resourceVersion must find it inside the
     // cache's window, which begins when the cache loads.

@@ -113,6 +113,9 @@ pub async fn apply(registry: &Arc<Registry>, path: PathBuf) {
             if !p.resource.is_computed() {
                 registry.watch.get(&p, &registry.storage);
             }
+            if let Some(u) = &registry.upstream {
+                u.follow(&registry.plugins.snapshot());
+            }
             tracing::info!(file = %path.display(), resource = %p.resource.qualified_plural(), cached = p.from_cache, ms, "hot reload: serving the new plugin");
         }
         Reload::Removed(p) => {
