@@ -19,6 +19,9 @@ use crate::plugin::{ObjectList, Plugin, ReadError, ReadListOptions, ReadSource};
 use crate::storage::ResourceKeys;
 use crate::watch::{Cacher, Encoding};
 
+/// A kind this server serves: its plugin, its watch cache and its keys.
+type Local = (Arc<Plugin>, Arc<Cacher>, ResourceKeys);
+
 /// The registry as a [`ReadSource`]; weak, so that it does not keep itself alive.
 pub(super) struct LocalReads {
     pub(super) registry: Weak<Registry>,
@@ -53,7 +56,7 @@ impl LocalReads {
         &self,
         r: &ResourceRef,
         namespace: Option<&str>,
-    ) -> Result<Option<(Arc<Plugin>, Arc<Cacher>, ResourceKeys)>, ReadError> {
+    ) -> Result<Option<Local>, ReadError> {
         let registry = self.registry()?;
         let catalog = registry.plugins.snapshot();
         let Some(plugin) = catalog.find(&r.group, &r.resource).cloned() else {
