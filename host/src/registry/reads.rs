@@ -52,11 +52,7 @@ impl LocalReads {
 
     /// The plugin serving `r`, its cache (caught up with storage) and its keys; `None`
     /// when no plugin of this server serves it (the upstream cluster may).
-    fn source(
-        &self,
-        r: &ResourceRef,
-        namespace: Option<&str>,
-    ) -> Result<Option<Local>, ReadError> {
+    fn source(&self, r: &ResourceRef, namespace: Option<&str>) -> Result<Option<Local>, ReadError> {
         let registry = self.registry()?;
         let catalog = registry.plugins.snapshot();
         let Some(plugin) = catalog.find(&r.group, &r.resource).cloned() else {
