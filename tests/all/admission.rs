@@ -198,7 +198,7 @@ async fn admit_that_misbehaves_fails_closed_with_a_status_naming_the_plugin() {
         ("admit-trap", 500, "InternalError", "plugin misbehave.wasm: admit trapped: "),
         ("readloop", 500, "InternalError", "plugin misbehave.wasm: admit read past its budget of 1000 reads in one call"),
         ("undeclared", 400, "BadRequest", "Undeclared(\"the plugin did not declare wardle.example.com/v1alpha1/fischers in describe's reads\")"),
-        ("unserved", 400, "BadRequest", "Unavailable(\"no plugin of this server serves nobody.example.com/v1/ghosts\")"),
+        ("unserved", 400, "BadRequest", "Unavailable(\"no plugin of this server serves nobody.example.com/v1/ghosts, and no upstream cluster is configured (--kubeconfig)\")"),
     ];
     for (mode, want_code, reason, message) in cases {
         let name = format!("x-{mode}");

@@ -428,3 +428,60 @@ async fn warnings_from_validate_delete_reach_the_client() {
         .collect();
     assert_eq!(warnings, ["299 - \"env=0 args=0 fs=false\""]);
 }
+
+/// A kind that declares `default-propagation: orphan` (contract 0.2): a delete without
+/// a policy keeps the object with the `orphan` finalizer; an explicit Background
+/// deletes it at once.
+#[test]
+fn a_kinds_default_propagation_applies_when_the_request_names_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        crate::common::test_plugin("orphan_by_default"),
+        plugins.join("orphan_by_default.wasm"),
+    )
+    .unwrap();
+    let s = Server::start_in(dir);
+    for name in ["a", "b"] {
+        let (ok, _, err) = s.kubectl_stdin(
+            &["create", "-f", "-"],
+            Some(&format!(
+                "apiVersion: test.wasm-apiserver.dev/v1\nkind: Keeper\nmetadata:\n  name: {name}\n"
+            )),
+        );
+        assert!(ok, "{err}");
+    }
+    // kubectl's default cascade is background: it says so in the request. A raw
+    // DELETE without options takes the kind's default.
+    s.ok(&[
+        "delete",
+        "--raw",
+        "/apis/test.wasm-apiserver.dev/v1/namespaces/default/keepers/a",
+    ]);
+    let finalizers = s.ok(&[
+        "get",
+        "keeper",
+        "a",
+        "-o",
+        "jsonpath={.metadata.finalizers}",
+    ]);
+    assert_eq!(finalizers, r#"["orphan"]"#);
+    let deleting = s.ok(&[
+        "get",
+        "keeper",
+        "a",
+        "-o",
+        "jsonpath={.metadata.deletionTimestamp}",
+    ]);
+    assert!(!deleting.is_empty());
+    s.ok(&[
+        "delete",
+        "keeper",
+        "b",
+        "--cascade=background",
+        "--wait=false",
+    ]);
+    let (ok, _, err) = s.kubectl(&["get", "keeper", "b"]);
+    assert!(!ok && err.contains("NotFound"), "{err}");
+}
