@@ -83,7 +83,7 @@ fn a_ci_system_with_kubectl() {
     assert_eq!(resource("pipelines/scale")["group"], "autoscaling");
     assert_eq!(
         resource("pipelinesummaries")["verbs"],
-        serde_json::json!(["get", "list"])
+        serde_json::json!(["get", "list", "watch"])
     );
 
     // Scale: kubectl scale sets spec.parallelism through /scale.
@@ -235,6 +235,65 @@ fn a_ci_system_with_kubectl() {
     assert!(page["metadata"]["continue"].is_string(), "{page}");
     let (ok, _, err) = s.kubectl(&["get", "pipelinesummary", "none"]);
     assert!(!ok && err.contains("NotFound"), "{err}");
+
+    // A computed kind is watched: a new run of `test` is a MODIFIED summary.
+    let watch_url = format!("{BASE}/pipelinesummaries?watch=true&timeoutSeconds=3");
+    let kubeconfig = s.kubeconfig.clone();
+    let watcher = std::thread::spawn(move || {
+        std::process::Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "get",
+                "--raw",
+                &watch_url,
+            ])
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    create(&s, &run("test-1", "test"));
+    let out = watcher.join().unwrap();
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap(),
+                e["object"]["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("ADDED", "build"), ("ADDED", "test"), ("MODIFIED", "test")],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(events[2]["object"]["runs"]["total"], 2);
+    // kubectl get -w asks for Table events: the computed rows print as they change.
+    let out = std::process::Command::new("timeout")
+        .args([
+            "3",
+            "kubectl",
+            "--kubeconfig",
+            s.kubeconfig.to_str().unwrap(),
+        ])
+        .args(["get", "pipelinesummaries", "-w"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("TOTAL")
+            && printed
+                .lines()
+                .any(|l| l.starts_with("test ") && l.contains(" 2 ")),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A computed kind cannot be written. (kubectl's client-side validation looks for
     // a PATCH of the kind in OpenAPI v3, finds none, and falls back to v2 as protobuf,

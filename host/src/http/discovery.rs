@@ -19,8 +19,9 @@ const VERBS: &[&str] = &[
     "watch",
 ];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
-/// A computed kind is read-only.
+/// A computed kind is read-only; it is watched when it derives from other kinds.
 const COMPUTED_VERBS: &[&str] = &["get", "list"];
+const DERIVED_VERBS: &[&str] = &["get", "list", "watch"];
 
 /// A version's subresources as discovery lists them: name, the kind answered
 /// (group, version, kind) and verbs.
@@ -159,10 +160,10 @@ impl Documents {
                 let mut schemas = Map::new();
                 for r in infos.iter().filter(|r| r.served_version(v).is_some()) {
                     let ver = r.served_version(v).expect("filtered");
-                    let verbs = if r.is_computed() {
-                        COMPUTED_VERBS
-                    } else {
-                        VERBS
+                    let verbs = match &r.computed {
+                        None => VERBS,
+                        Some(from) if from.is_empty() => COMPUTED_VERBS,
+                        Some(_) => DERIVED_VERBS,
                     };
                     let mut main = json!({
                         "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced(),

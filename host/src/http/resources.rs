@@ -239,9 +239,6 @@ async fn serve_apis(
 
     let watching = legacy_watch || parse_bool(query.get("watch"))?.unwrap_or(false);
     if watching && method == Method::GET && path.subresource.is_none() {
-        if r.is_computed() {
-            return Err(ApiError::method_not_allowed("watch", &r.kind));
-        }
         return watch(state, &target, &headers, &query, path.name).await;
     }
     if legacy_watch {

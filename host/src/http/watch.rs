@@ -1,5 +1,6 @@
 //! The watch verb: its options validated as kube-apiserver does, then a stream of
-//! events from the resource's watch cache.
+//! events from the resource's watch cache (or, for a computed kind, from computing
+//! again when what it derives from changes).
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +27,10 @@ pub(super) async fn watch(
     name: Option<&str>,
 ) -> ApiResult<Response> {
     let r = t.resource();
+    if r.computed.as_ref().is_some_and(Vec::is_empty) {
+        // Computed from nothing it could follow: no changes to send.
+        return Err(ApiError::method_not_allowed("watch", &r.kind));
+    }
     let out = negotiate::choose(headers, true, false)?;
     let encoding = match out {
         Output::Json => Encoding::Json(t.version.as_str().into()),
@@ -112,7 +117,10 @@ pub(super) async fn watch(
         bookmarks,
         timeout,
     };
-    let events = state.registry.cacher(t).watch(req).await?;
+    let events = match r.is_computed() {
+        true => state.registry.clone().computed_watch(t.clone(), req),
+        false => state.registry.cacher(t).watch(req).await?,
+    };
     let body = axum::body::Body::from_stream(events.map(Ok::<_, std::convert::Infallible>));
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(

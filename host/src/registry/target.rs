@@ -7,6 +7,7 @@ use crate::plugin::{Operation, Plugin, RequestInfo, ResourceInfo, UserInfo};
 use crate::storage::ResourceKeys;
 
 /// A plugin's kind in one of its versions, in a namespace.
+#[derive(Clone)]
 pub struct Target {
     pub plugin: Arc<Plugin>,
     /// The version from the URL.

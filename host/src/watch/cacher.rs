@@ -109,6 +109,11 @@ impl Cacher {
         self.lock().watchers.len()
     }
 
+    /// Follow the revision the cache has caught up with (it moves with every event).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Revision> {
+        self.revision.subscribe()
+    }
+
     /// The revision the cache has caught up with.
     pub fn revision(&self) -> Revision {
         *self.revision.borrow()

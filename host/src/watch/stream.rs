@@ -49,7 +49,7 @@ impl WatchRequest {
     }
 
     /// Whether the watch begins with the state as synthetic ADDED events.
-    fn sends_initial_state(&self) -> bool {
+    pub fn sends_initial_state(&self) -> bool {
         match self.start {
             WatchStart::Latest | WatchStart::Any => self.send_initial_events != Some(false),
             WatchStart::After(_) => self.send_initial_events == Some(true),
