@@ -904,6 +904,8 @@ fn main() {
 /// Contract 0.2's reads, on the examples that use them: a Flunder create whose
 /// admission (BanFlunder) lists 1,000 Fischers against a Fischer create (no reads),
 /// and the devops `pipelineruns` subresource paging 100 of a pipeline's 10,000 runs.
+/// `BENCH_FISCHERS=n` seeds n Fischers instead of 1,000; `BENCH_CONTRACT_ADMISSION_ONLY=1`
+/// stops after the creates (no 10,000 runs to seed).
 async fn contract() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = common::server::copy_examples(dir.path());
@@ -934,6 +936,8 @@ async fn contract() {
         post(fischers.clone(), json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Fischer",
             "metadata": {"name": format!("seed-{i}")}, "disallowedFlunders": [format!("banned-{i}"), "x"]})).await;
     }
+    let flunders_storage =
+        "/apis/wardle.example.com/v1alpha1/namespaces/default/flunders".to_string();
     let create = |path: String, kind: &'static str| {
         let (c, url) = (client.clone(), url.clone());
         move |n: usize| {
@@ -944,8 +948,12 @@ async fn contract() {
                         json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Fischer",
                         "metadata": {"name": format!("b-{n}")}})
                     }
-                    _ => json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
-                        "metadata": {"name": format!("b-{n}")}}),
+                    "Flunder" => {
+                        json!({"apiVersion": "wardle.example.com/v1beta1", "kind": "Flunder",
+                        "metadata": {"name": format!("b-{n}")}})
+                    }
+                    _ => json!({"apiVersion": "wardle.example.com/v1alpha1", "kind": "Flunder",
+                        "metadata": {"name": format!("s-{n}")}}),
                 };
                 let r = c
                     .post(format!("{url}{path}"))
