@@ -970,25 +970,32 @@ async fn contract() {
     println!("|---|---|---|---|");
     // Flunders first: their admission reads exactly the 1,000 seeded Fischers.
     let flunder = load(1, 3, create(flunders.clone(), "Flunder")).await;
+    let stored = load(1, 3, create(flunders_storage, "FlunderStorage")).await;
     let fischer = load(1, 3, create(fischers.clone(), "Fischer")).await;
-    if std::env::var_os("BENCH_CONTRACT_ADMISSION_ONLY").is_some() {
-        println!(
-            "| flunder p50 {} fischer p50 {} |",
-            ms(flunder.1),
-            ms(fischer.1)
-        );
-        return;
-    }
     for (label, (tput, p50, p99)) in [
         ("CREATE Fischer (no admission reads)", fischer),
-        ("CREATE Flunder (BanFlunder lists 1,000+ Fischers)", flunder),
+        (
+            "CREATE Flunder as v1beta1 (BanFlunder lists 1,000 Fischers)",
+            flunder,
+        ),
+        (
+            "CREATE Flunder as v1alpha1, the storage version (no conversion)",
+            stored,
+        ),
     ] {
         println!("| {label} | {tput:.0}/s | {} | {} |", ms(p50), ms(p99));
     }
     println!(
-        "| Flunder / Fischer create p50 (goal <= 3x) | {:.2}x | | |",
+        "| Flunder (v1beta1) / Fischer create p50 (goal <= 3x) | {:.2}x | | |",
         flunder.1.as_secs_f64() / fischer.1.as_secs_f64()
     );
+    println!(
+        "| Flunder (v1alpha1) / Fischer create p50 | {:.2}x | | |",
+        stored.1.as_secs_f64() / fischer.1.as_secs_f64()
+    );
+    if std::env::var_os("BENCH_CONTRACT_ADMISSION_ONLY").is_some() {
+        return;
+    }
 
     let base = "/apis/devops.example.com/v1/namespaces/default";
     post(
