@@ -71,15 +71,25 @@ fn informers_follow_the_upstream_cluster_and_resume_after_it_restarts() {
     assert!(ok, "{err}");
 
     let kubeconfig = upstream.kubeconfig.to_str().unwrap().to_string();
+    // The stand-in upstream serves no core namespaces: NamespaceLifecycle is off here
+    // (its own test below gives it a namespace source).
     let s = Server::start_in_with(
         with_plugin("wardle-flunder"),
-        &["--kubeconfig", &kubeconfig],
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "--disable-admission-plugins=NamespaceLifecycle",
+        ],
     );
 
     // The informer starts and syncs: the upstream's Fischer bans the name.
     let forbidden = |ok: bool, err: &str| !ok && err.contains("this name may not be used");
     let (ok, err) = create_until(&s, "banned", forbidden);
-    assert!(forbidden(ok, &err), "{err}");
+    assert!(
+        forbidden(ok, &err),
+        "{err}\n{}",
+        std::fs::read_to_string(s.path().join("server.log")).unwrap()
+    );
     let (ok, _, err) = s.kubectl_stdin(&["create", "-f", "-"], Some(&flunder("fine")));
     assert!(ok, "{err}");
 
@@ -117,4 +127,75 @@ fn informers_follow_the_upstream_cluster_and_resume_after_it_restarts() {
     // The reads are the upstream's: this server stores no Fischers and serves none.
     let (ok, _, err) = s.kubectl(&["get", "fischers"]);
     assert!(!ok, "{err}");
+}
+
+/// NamespaceLifecycle with the upstream's namespaces (here a test kind of the second
+/// instance, named by `--namespace-source`): a create in a missing namespace is 404,
+/// in a terminating one 403, with kube's messages; one created upstream a moment ago
+/// is found by a live lookup.
+#[test]
+fn namespace_lifecycle_reads_the_upstreams_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        crate::common::test_plugin("namespaces"),
+        plugins.join("namespaces.wasm"),
+    )
+    .unwrap();
+    let upstream = Server::start_in(dir);
+    let namespace = |name: &str, phase: &str| {
+        let (ok, _, err) = upstream.kubectl_stdin(
+            &["create", "-f", "-"],
+            Some(&format!(
+                "apiVersion: test.wasm-apiserver.dev/v1\nkind: Namespace\nmetadata:\n  name: {name}\nstatus:\n  phase: {phase}\n"
+            )),
+        );
+        assert!(ok, "{err}");
+    };
+    namespace("live", "Active");
+    namespace("dying", "Terminating");
+    let kubeconfig = upstream.kubeconfig.to_str().unwrap().to_string();
+    let s = Server::start_in_with(
+        with_plugin("hello"),
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace-source",
+            "test.wasm-apiserver.dev/v1/namespaces",
+        ],
+    );
+    let log = std::fs::read_to_string(s.path().join("server.log")).unwrap();
+    assert!(log.contains("NamespaceLifecycle admission is on"), "{log}");
+    let foo =
+        "apiVersion: hello.zeng.dev/v2\nkind: Foo\nmetadata:\n  name: f\nspec:\n  image: nginx\n";
+    let create_in = |ns: &str| s.kubectl_stdin(&["create", "-n", ns, "-f", "-"], Some(foo));
+    // Wait for the informer: the first create may find it not yet in step.
+    let started = Instant::now();
+    let (mut ok, mut err) = (false, String::new());
+    while started.elapsed() < Duration::from_secs(30) {
+        let (o, _, e) = create_in("live");
+        (ok, err) = (o, e);
+        if ok {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ok, "{err}");
+    let (ok, _, err) = create_in("missing");
+    assert!(!ok);
+    assert!(
+        err.contains(r#"namespaces "missing" not found"#) && err.contains("NotFound"),
+        "{err}"
+    );
+    let (ok, _, err) = create_in("dying");
+    assert!(!ok);
+    assert!(
+        err.contains(r#"foos.hello.zeng.dev "f" is forbidden: unable to create new content in namespace dying because it is being terminated"#),
+        "{err}"
+    );
+    // Created upstream just now: found by the live lookup even before the informer.
+    namespace("fresh", "Active");
+    let (ok, _, err) = create_in("fresh");
+    assert!(ok, "{err}");
 }

@@ -65,6 +65,7 @@ impl Registry {
         let mut errors: Vec<FieldError> = validation.errors.into_iter().map(Into::into).collect();
         errors.extend(meta::validate(&obj, r.namespaced()));
         invalid_if(r, &name, errors)?;
+        self.namespace_lifecycle(t, &name).await?;
         self.admit_write(t, &mut inst, req, Some(&obj), None, &mut warnings)?;
 
         let writes = Writes {

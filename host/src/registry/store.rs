@@ -24,6 +24,9 @@ pub struct Registry {
     /// Informers on the cluster this server is aggregated into, for plugins' reads of
     /// kinds it serves (none without `--kubeconfig` or an in-cluster configuration).
     pub upstream: Option<Arc<super::Upstream>>,
+    /// The kind NamespaceLifecycle reads namespaces of, from the upstream (none: the
+    /// check is off).
+    pub namespaces: Option<crate::api::resource::ResourceRef>,
 }
 
 /// Per object read, the watch cache's copy of it at the same revision, if it has one.
@@ -64,10 +67,12 @@ impl Registry {
         storage: Arc<dyn Storage>,
         watch: WatchSettings,
         upstream: Option<Arc<super::Upstream>>,
+        namespaces: Option<crate::api::resource::ResourceRef>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Registry {
             plugins,
             storage,
+            namespaces,
             upstream,
             watch: WatchCaches::new(watch),
             reads: Arc::new(super::reads::LocalReads {

@@ -28,6 +28,14 @@ pub struct Upstream {
     informers: Mutex<HashMap<ResourceRef, Arc<Informer>>>,
 }
 
+/// A namespace as NamespaceLifecycle sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NamespaceState {
+    Active,
+    Terminating,
+    Missing,
+}
+
 /// The objects of one kind by `namespace/name`, with `apiVersion` and `kind` set.
 type Objects = BTreeMap<String, Arc<Value>>;
 
@@ -35,6 +43,8 @@ type Objects = BTreeMap<String, Arc<Value>>;
 struct Informer {
     resource: ResourceRef,
     objects: RwLock<Objects>,
+    /// The kind, once discovery has found it.
+    api_resource: Mutex<Option<ApiResource>>,
     /// Listed, and the last watch call succeeded.
     healthy: AtomicBool,
     /// Why not, for the read error.
@@ -69,22 +79,64 @@ impl Upstream {
     /// Start an informer for every kind the catalog's plugins read that none of them
     /// serves (kinds already followed keep their informer).
     pub fn follow(&self, catalog: &PluginCatalog) {
-        let mut informers = crate::sync::lock(&self.informers);
         for r in catalog.plugins.iter().flat_map(|p| &p.resource.reads) {
-            if catalog.find(&r.group, &r.resource).is_some() || informers.contains_key(r) {
-                continue;
+            if catalog.find(&r.group, &r.resource).is_none() {
+                self.start(r);
             }
-            let informer = Arc::new(Informer {
-                resource: r.clone(),
-                objects: RwLock::default(),
-                healthy: AtomicBool::new(false),
-                problem: Mutex::new("the informer is starting".into()),
-                task: Mutex::new(None),
-            });
-            let task = tokio::spawn(informer.clone().run(self.client.clone()));
-            *crate::sync::lock(&informer.task) = Some(task);
-            tracing::info!(resource = %r, "upstream: following a kind plugins read");
-            informers.insert(r.clone(), informer);
+        }
+    }
+
+    /// Follow `r`, unless it is followed already.
+    fn start(&self, r: &ResourceRef) {
+        let mut informers = crate::sync::lock(&self.informers);
+        if informers.contains_key(r) {
+            return;
+        }
+        let informer = Arc::new(Informer {
+            resource: r.clone(),
+            objects: RwLock::default(),
+            api_resource: Mutex::new(None),
+            healthy: AtomicBool::new(false),
+            problem: Mutex::new("the informer is starting".into()),
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(informer.clone().run(self.client.clone()));
+        *crate::sync::lock(&informer.task) = Some(task);
+        tracing::info!(resource = %r, "upstream: following a kind");
+        informers.insert(r.clone(), informer);
+    }
+
+    /// Follow the cluster's namespaces (`r`: `v1/namespaces` in a real cluster), for
+    /// NamespaceLifecycle.
+    pub fn follow_namespaces(&self, r: &ResourceRef) {
+        self.start(r);
+    }
+
+    /// What NamespaceLifecycle needs to know of namespace `name` (of kind `r`). A
+    /// namespace the informer has not seen is looked up in the upstream itself before
+    /// it is called missing, as kube-apiserver does (it may have just been created).
+    pub async fn namespace(
+        &self,
+        r: &ResourceRef,
+        name: &str,
+    ) -> Result<NamespaceState, ReadError> {
+        let informer = self.informer(r)?;
+        let phase = |o: &Value| match o["status"]["phase"].as_str() {
+            Some("Terminating") => NamespaceState::Terminating,
+            _ => NamespaceState::Active,
+        };
+        if let Some(o) = informer.ready()?.get(&format!("/{name}")) {
+            return Ok(phase(o));
+        }
+        let Some(ar) = crate::sync::lock(&informer.api_resource).clone() else {
+            return Err(unavailable("the namespaces' kind is not discovered yet"));
+        };
+        let api: kube::Api<DynamicObject> = kube::Api::all_with(self.client.clone(), &ar);
+        match tokio::time::timeout(Duration::from_secs(5), api.get_opt(name)).await {
+            Ok(Ok(Some(o))) => Ok(phase(&value(&ar, &o))),
+            Ok(Ok(None)) => Ok(NamespaceState::Missing),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(unavailable("the upstream did not answer within 5 s")),
         }
     }
 
@@ -223,6 +275,7 @@ impl Informer {
             }
             tokio::time::sleep(retry.next().unwrap_or(Duration::from_secs(2))).await;
         };
+        *crate::sync::lock(&self.api_resource) = Some(ar.clone());
         let api: kube::Api<DynamicObject> = kube::Api::all_with(client, &ar);
         loop {
             // A fresh watcher lists first: after a failure the map is rebuilt whole.

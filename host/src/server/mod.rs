@@ -111,6 +111,14 @@ pub struct Flags {
     /// configuration is used when this is not given.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// The kind whose objects are the cluster's namespaces, for NamespaceLifecycle
+    /// admission (with an upstream cluster): `[group/]version/resource`.
+    #[arg(long, default_value = "v1/namespaces", value_parser = parse_resource_ref)]
+    pub namespace_source: crate::api::resource::ResourceRef,
+    /// Admission plugins to turn off, as kube-apiserver's flag: `NamespaceLifecycle`
+    /// (on whenever there is an upstream cluster) is the one the host runs itself.
+    #[arg(long, value_delimiter = ',', value_parser = ["NamespaceLifecycle"])]
+    pub disable_admission_plugins: Vec<String>,
     /// kubeconfig of the cluster that reviews bearer tokens (TokenReview); in a pod,
     /// the in-cluster configuration is used when this is not given.
     #[arg(long)]
@@ -186,6 +194,21 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a duration of 0 or more"))
 }
 
+/// `[group/]version/resource`, e.g. `v1/namespaces` or `example.com/v1/widgets`.
+fn parse_resource_ref(s: &str) -> Result<crate::api::resource::ResourceRef, String> {
+    let parts: Vec<&str> = s.split('/').collect();
+    let (group, version, resource) = match parts.as_slice() {
+        [v, r] => ("", *v, *r),
+        [g, v, r] => (*g, *v, *r),
+        _ => return Err(format!("{s:?} is not [group/]version/resource")),
+    };
+    Ok(crate::api::resource::ResourceRef {
+        group: group.into(),
+        version: version.into(),
+        resource: resource.into(),
+    })
+}
+
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let defaults = RuntimeLimits::default();
     let limits = RuntimeLimits {
@@ -234,7 +257,19 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     if let Some(u) = &upstream {
         u.follow(&catalog);
     }
-    let registry = Registry::new(plugins, storage, watch, upstream);
+    let namespaces = upstream
+        .as_ref()
+        .filter(|_| {
+            !flags
+                .disable_admission_plugins
+                .iter()
+                .any(|p| p == "NamespaceLifecycle")
+        })
+        .map(|u| {
+            u.follow_namespaces(&flags.namespace_source);
+            flags.namespace_source.clone()
+        });
+    let registry = Registry::new(plugins, storage, watch, upstream, namespaces);
     // Start every resource's watch cache now, as kube-apiserver does: a client that
     // lists and then watches from the list's resourceVersion must find it inside the
     // cache's window, which begins when the cache loads.
@@ -268,13 +303,26 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         )),
     };
     let client_auth = auth.is_some();
-    // kube-apiserver's NamespaceLifecycle admission needs the cluster's namespaces; this
-    // server reads none yet, so it says so rather than seeming to check.
-    tracing::warn!(
-        "NamespaceLifecycle admission is off: no source of the cluster's namespaces, so a \
-         create in a namespace that does not exist (or is terminating) is accepted; \
-         namespace names must still be RFC 1123 labels"
-    );
+    // kube-apiserver's NamespaceLifecycle admission needs the cluster's namespaces:
+    // without an upstream cluster the server says so rather than seeming to check.
+    match &registry.namespaces {
+        _ if flags
+            .disable_admission_plugins
+            .iter()
+            .any(|p| p == "NamespaceLifecycle") =>
+        {
+            tracing::info!("NamespaceLifecycle admission is off (--disable-admission-plugins)")
+        }
+        Some(source) => tracing::info!(
+            namespaces = %source,
+            "NamespaceLifecycle admission is on: creates in missing or terminating namespaces are refused"
+        ),
+        None => tracing::warn!(
+            "NamespaceLifecycle admission is off: no source of the cluster's namespaces, so a \
+             create in a namespace that does not exist (or is terminating) is accepted; \
+             namespace names must still be RFC 1123 labels"
+        ),
+    }
     let state = AppState::new(
         registry,
         auth,
