@@ -632,12 +632,24 @@ fn manifests_cover_rbac_deployment_service_and_one_apiservice_per_group_version(
         "APIService/v2.hello.zeng.dev",
         "APIService/v1.hello.zeng.dev",
         "APIService/v1alpha1.wardle.example.com",
+        "ClusterRole/wasm-apiserver:reader",
+        "ClusterRoleBinding/wasm-apiserver:reader",
     ] {
         assert!(
             kinds.iter().any(|k| k == want),
             "{want} missing from {kinds:?}"
         );
     }
+    // The server reads the cluster's namespaces (NamespaceLifecycle); the examples'
+    // own reads (Fischers, by BanFlunder) are served here and need no permission.
+    let reader = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "wasm-apiserver:reader")
+        .unwrap();
+    assert_eq!(
+        reader["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}])
+    );
     let find = |k: &str| {
         docs.iter()
             .find(|d| {

@@ -49,6 +49,27 @@ pub fn for_plugin_dir(dir: &std::path::Path, o: &ManifestOptions) -> anyhow::Res
     render(&catalog, o)
 }
 
+/// get, list and watch on the cluster's namespaces and on every kind the plugins read
+/// that none of them serves, one rule per group.
+fn read_rules(catalog: &PluginCatalog) -> Vec<serde_json::Value> {
+    let mut by_group: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    by_group.entry("").or_default().push("namespaces");
+    for r in catalog.plugins.iter().flat_map(|p| &p.resource.reads) {
+        if catalog.find(&r.group, &r.resource).is_none() {
+            let resources = by_group.entry(&r.group).or_default();
+            if !resources.contains(&r.resource.as_str()) {
+                resources.push(&r.resource);
+            }
+        }
+    }
+    by_group
+        .into_iter()
+        .map(|(group, resources)| {
+            json!({"apiGroups": [group], "resources": resources, "verbs": ["get", "list", "watch"]})
+        })
+        .collect()
+}
+
 /// The manifests for the resources in `catalog`.
 pub fn render(catalog: &PluginCatalog, o: &ManifestOptions) -> anyhow::Result<String> {
     let (ns, name) = (o.namespace.as_str(), o.name.as_str());
@@ -78,6 +99,15 @@ pub fn render(catalog: &PluginCatalog, o: &ManifestOptions) -> anyhow::Result<St
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                "metadata": {"name": format!("{name}:system:auth-delegator")},
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+               "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}),
+        // What the server reads of the cluster: namespaces (NamespaceLifecycle) and the
+        // kinds its plugins declare in `reads` that no plugin here serves.
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": format!("{name}:reader")},
+               "rules": read_rules(catalog)}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": format!("{name}:reader")},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("{name}:reader")},
                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                "metadata": {"name": format!("{name}-auth-reader"), "namespace": "kube-system"},
