@@ -8,6 +8,12 @@
 //!   conversions through the plugin or the watch cache).
 //! - The verbs: [`create`], [`update`] (PUT and PATCH), [`delete`], [`read`] (GET, LIST,
 //!   Table cells). Writes start with [`admit`] (the body against the URL and schema).
+//! - Contract 0.2: [`admission`] (the plugin's `admit`, after validation),
+//!   [`namespace_lifecycle`] (kube's admission plugin, on the upstream's namespaces),
+//!   [`scale`] and [`subresource`] (the `scale` and custom subresources), [`computed`]
+//!   (kinds without storage: get, list and watch), [`reads`] (what plugins' reads are
+//!   answered from: the watch caches) and [`upstream`] (informers on the cluster this
+//!   server is aggregated into).
 //! - One owner per mechanism: every read-modify-write runs through
 //!   [`guaranteed_update`] (retry on a lost race, as `GuaranteedUpdate`); every write
 //!   goes through [`dry_run`]'s `Writes`, so `dryRun=All` is one wrapper, not a branch
