@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::common::send;
-use crate::common::server::Server;
+use crate::common::server::{with_plugins, Server};
 
 const FISCHER: &str = "apiVersion: wardle.example.com/v1alpha1
 kind: Fischer
@@ -61,20 +61,10 @@ fn ban_flunder_refuses_names_a_fischer_disallows() {
 #[test]
 fn ban_flunder_in_python_and_javascript() {
     for flunder in ["wardle-flunder-python", "wardle-flunder-js"] {
-        let dir = tempfile::tempdir().unwrap();
-        let plugins = dir.path().join("plugins");
-        std::fs::create_dir_all(&plugins).unwrap();
-        std::fs::copy(
-            crate::common::example("wardle-fischer"),
-            plugins.join("wardle-fischer.wasm"),
-        )
-        .unwrap();
-        std::fs::copy(
-            crate::common::wasm("lang-plugins", flunder),
-            plugins.join(format!("{flunder}.wasm")),
-        )
-        .unwrap();
-        let s = Server::start_in(dir);
+        let s = Server::start_in(with_plugins(&[
+            (crate::common::example("wardle-fischer"), "wardle-fischer"),
+            (crate::common::wasm("lang-plugins", flunder), flunder),
+        ]));
         ban_flunder(&s);
     }
 }
@@ -137,15 +127,10 @@ const PATH: &str = "/apis/test.wasm-apiserver.dev/v1/namespaces/default/misbehav
 
 impl Misbehavers {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let plugins = dir.path().join("plugins");
-        std::fs::create_dir_all(&plugins).unwrap();
-        std::fs::copy(
+        let s = Server::start_in(with_plugins(&[(
             crate::common::test_plugin("misbehave"),
-            plugins.join("misbehave.wasm"),
-        )
-        .unwrap();
-        let s = Server::start_in(dir);
+            "misbehave",
+        )]));
         let c = s.client();
         Misbehavers { s, c }
     }

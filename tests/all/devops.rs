@@ -9,18 +9,12 @@ const KINDS: [&str; 3] = ["pipelines", "pipelineruns", "pipelinesummaries"];
 const BASE: &str = "/apis/devops.example.com/v1/namespaces/default";
 
 fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    for k in KINDS {
-        let name = format!("devops-{k}");
-        std::fs::copy(
-            crate::common::example(&name),
-            plugins.join(format!("{name}.wasm")),
-        )
-        .unwrap();
-    }
-    Server::start_in(dir)
+    let names: Vec<String> = KINDS.iter().map(|k| format!("devops-{k}")).collect();
+    let files: Vec<_> = names
+        .iter()
+        .map(|n| (crate::common::example(n), n.as_str()))
+        .collect();
+    Server::start_in(crate::common::server::with_plugins(&files))
 }
 
 fn pipeline(name: &str) -> String {

@@ -388,15 +388,10 @@ async fn deletion_propagation_keeps_objects_until_the_garbage_collector_finishes
 /// for creates and updates.
 #[tokio::test(flavor = "multi_thread")]
 async fn warnings_from_validate_delete_reach_the_client() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
+    let s = Server::start_in(crate::common::server::with_plugins(&[(
         crate::common::test_plugin("misbehave"),
-        plugins.join("misbehave.wasm"),
-    )
-    .unwrap();
-    let s = Server::start_in(dir);
+        "misbehave",
+    )]));
     let c = s.client();
     let path = "/apis/test.wasm-apiserver.dev/v1/namespaces/default/misbehavers";
     let probe = json!({"apiVersion": "test.wasm-apiserver.dev/v1", "kind": "Misbehaver",
@@ -434,15 +429,10 @@ async fn warnings_from_validate_delete_reach_the_client() {
 /// deletes it at once.
 #[test]
 fn a_kinds_default_propagation_applies_when_the_request_names_none() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
+    let s = Server::start_in(crate::common::server::with_plugins(&[(
         crate::common::test_plugin("orphan_by_default"),
-        plugins.join("orphan_by_default.wasm"),
-    )
-    .unwrap();
-    let s = Server::start_in(dir);
+        "orphan_by_default",
+    )]));
     for name in ["a", "b"] {
         let (ok, _, err) = s.kubectl_stdin(
             &["create", "-f", "-"],

@@ -20,15 +20,7 @@ fn flunder(name: &str) -> String {
 }
 
 fn with_plugin(plugin: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
-        crate::common::example(plugin),
-        plugins.join(format!("{plugin}.wasm")),
-    )
-    .unwrap();
-    dir
+    crate::common::server::with_plugins(&[(crate::common::example(plugin), plugin)])
 }
 
 /// A loopback port nobody listens on now.
@@ -135,15 +127,10 @@ fn informers_follow_the_upstream_cluster_and_resume_after_it_restarts() {
 /// is found by a live lookup.
 #[test]
 fn namespace_lifecycle_reads_the_upstreams_namespaces() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
+    let upstream = Server::start_in(crate::common::server::with_plugins(&[(
         crate::common::test_plugin("namespaces"),
-        plugins.join("namespaces.wasm"),
-    )
-    .unwrap();
-    let upstream = Server::start_in(dir);
+        "namespaces",
+    )]));
     let namespace = |name: &str, phase: &str| {
         let (ok, _, err) = upstream.kubectl_stdin(
             &["create", "-f", "-"],

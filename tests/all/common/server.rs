@@ -19,6 +19,18 @@ pub fn copy_examples(dir: &Path) -> PathBuf {
     plugins
 }
 
+/// A fresh folder whose `plugins` holds these components, each as `<name>.wasm`:
+/// what `Server::start_in` serves.
+pub fn with_plugins(files: &[(PathBuf, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for (path, name) in files {
+        std::fs::copy(path, plugins.join(format!("{name}.wasm"))).unwrap();
+    }
+    dir
+}
+
 /// The server URL in a kubeconfig the server wrote.
 pub fn server_url(kubeconfig: &Path) -> String {
     std::fs::read_to_string(kubeconfig)
