@@ -9,6 +9,7 @@
 mod common;
 
 mod admission;
+mod apply;
 mod auth;
 mod devops;
 mod etcd;

@@ -27,6 +27,8 @@ pub struct VersionInfo {
     pub deprecation_warning: Option<String>,
     /// The version's OpenAPI v3 schema for the whole object.
     pub schema: Value,
+    /// What the schema says of lists and maps, for apply and strategic merge.
+    pub merge_type: std::sync::Arc<structured_merge::Type>,
     pub printer_columns: Vec<PrinterColumn>,
     pub status_subresource: bool,
     /// The `scale` subresource, when the version has one.

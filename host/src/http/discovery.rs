@@ -314,7 +314,11 @@ fn resource_paths(r: &ResourceInfo, version: &str) -> Map<String, Value> {
     item_params.push(
         json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}),
     );
-    let patch_body = json!({"content": {"application/json-patch+json": {"schema": {"type": "object"}}, "application/merge-patch+json": {"schema": {"type": "object"}}}, "required": true});
+    // Every patch type: kubectl computes strategic merge patches for a kind whose PATCH
+    // accepts them.
+    let patch_body = json!({"content": super::params::PATCH_TYPES.iter()
+        .map(|t| (t.to_string(), json!({"schema": {"type": "object"}})))
+        .collect::<serde_json::Map<_, _>>(), "required": true});
     let item = |prefix: &str| {
         let mut i = json!({
             "get": op("get", &format!("read{prefix}"), &obj_ref, &vec![], "200"),
@@ -415,8 +419,41 @@ const OBJECT_META_REF: &str =
     "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 const LIST_META_REF: &str = "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 
+/// The patch strategy kubectl's strategic merge reads, from the list markers: a list
+/// map merges by its first key, a set merges (`x-kubernetes-patch-strategy`,
+/// `x-kubernetes-patch-merge-key`).
+fn with_patch_strategies(s: &mut Value) {
+    match s {
+        Value::Object(m) => {
+            let keys = m
+                .get("x-kubernetes-list-map-keys")
+                .and_then(|k| k.get(0))
+                .cloned();
+            match m.get("x-kubernetes-list-type").and_then(Value::as_str) {
+                Some("map") if keys.is_some() => {
+                    m.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
+                    m.insert(
+                        "x-kubernetes-patch-merge-key".into(),
+                        keys.unwrap_or_default(),
+                    );
+                }
+                Some("set") => {
+                    m.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
+                }
+                _ => {}
+            }
+            for v in m.values_mut() {
+                with_patch_strategies(v);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(with_patch_strategies),
+        _ => {}
+    }
+}
+
 fn object_schema(r: &ResourceInfo, version: &str, schema: &Value) -> (String, Value) {
     let mut s = schema.clone();
+    with_patch_strategies(&mut s);
     if !s["properties"].is_object() {
         s["properties"] = json!({});
     }
@@ -470,8 +507,11 @@ fn meta_schemas() -> Vec<(String, Value)> {
                     "deletionGracePeriodSeconds": {"type": "integer", "format": "int64"},
                     "labels": map("Map of string keys and values that can be used to organize and categorize (scope and select) objects."),
                     "annotations": map("Annotations is an unstructured key value map stored with a resource that may be set by external tools to store and retrieve arbitrary metadata."),
-                    "finalizers": {"type": "array", "items": {"type": "string", "default": ""}, "description": "Must be empty before the object is deleted from the registry."},
-                    "ownerReferences": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                    "finalizers": {"type": "array", "items": {"type": "string", "default": ""}, "description": "Must be empty before the object is deleted from the registry.",
+                        "x-kubernetes-list-type": "set", "x-kubernetes-patch-strategy": "merge"},
+                    "ownerReferences": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["uid"],
+                        "x-kubernetes-patch-strategy": "merge", "x-kubernetes-patch-merge-key": "uid"},
                     "managedFields": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
                 },
             }),

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use super::negotiate;
 use crate::api::{ApiError, ApiResult};
 use crate::registry::{
-    DeleteOptions, DeleteOptionsWire, ListOptions, PatchType, WriteOptions, WriteVerb,
+    manager_from_user_agent, DeleteOptions, DeleteOptionsWire, ListOptions, PatchType,
+    WriteOptions, WriteVerb,
 };
 
 /// Bodies above this are refused with 413, as kube-apiserver's 3 MiB request limit.
@@ -41,16 +42,38 @@ pub(super) async fn read_body(req: Request) -> ApiResult<bytes::Bytes> {
 }
 
 pub(super) fn write_options(
+    headers: &HeaderMap,
     query: &HashMap<String, String>,
     verb: WriteVerb,
 ) -> ApiResult<WriteOptions> {
     let dry_run: Vec<String> = query.get("dryRun").into_iter().cloned().collect();
-    WriteOptions::parse(
+    let mut opts = WriteOptions::parse(
         verb,
         &dry_run,
         query.get("fieldManager").map(String::as_str),
         query.get("fieldValidation").map(String::as_str),
-    )
+    )?;
+    opts.user_agent_manager = manager_from_user_agent(
+        headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
+    Ok(opts)
+}
+
+/// The options of a PATCH: those of every write, `force`, and what the patch type
+/// requires of them.
+pub(super) fn patch_options(
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    kind: PatchType,
+) -> ApiResult<WriteOptions> {
+    let mut opts = write_options(headers, query, WriteVerb::Patch)?;
+    let force = parse_bool(query.get("force"))?;
+    opts.check_patch(kind, force.is_some())?;
+    opts.force = force.unwrap_or(false);
+    Ok(opts)
 }
 
 /// Decode a create or update body (JSON or YAML).
@@ -60,7 +83,7 @@ pub(super) fn write_input(
     body: &[u8],
     verb: WriteVerb,
 ) -> ApiResult<(Value, WriteOptions)> {
-    let mut opts = write_options(query, verb)?;
+    let mut opts = write_options(headers, query, verb)?;
     let ct = negotiate::content_type(headers);
     let value = match ct.as_str() {
         "application/json" | "" => {
@@ -81,19 +104,23 @@ pub(super) fn write_input(
     Ok((value, opts))
 }
 
+/// The patch content types, in kube-apiserver's order.
+pub const PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+];
+
 /// The patch type a PATCH's content type names; 415 for any other.
 pub(super) fn patch_type(headers: &HeaderMap) -> ApiResult<PatchType> {
     let ct = negotiate::content_type(headers);
     match ct.as_str() {
         "application/merge-patch+json" => Ok(PatchType::Merge),
         "application/json-patch+json" => Ok(PatchType::Json),
-        _ => Err(ApiError::unsupported_media_type(
-            &ct,
-            &[
-                "application/json-patch+json",
-                "application/merge-patch+json",
-            ],
-        )),
+        "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
+        "application/apply-patch+yaml" => Ok(PatchType::Apply),
+        _ => Err(ApiError::unsupported_media_type(&ct, PATCH_TYPES)),
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use super::negotiate::{self, Output};
 use super::params::{
-    delete_options, list_options, parse_bool, patch_type, query_map, read_body, write_input,
-    write_options,
+    delete_options, list_options, parse_bool, patch_options, patch_type, query_map, read_body,
+    write_input,
 };
 use super::response::{add_warnings, json_response, with_etag};
 use super::subresources;
@@ -21,7 +21,7 @@ use super::AppState;
 use crate::api::table::{self, IncludeObject};
 use crate::api::{ApiError, ApiResult, FieldError};
 use crate::plugin::UserInfo;
-use crate::registry::{Target, WriteVerb};
+use crate::registry::{PatchType, Target, WriteVerb};
 
 pub(super) async fn legacy_api(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     // No legacy (core) group here; kubectl asks anyway.
@@ -350,12 +350,27 @@ async fn serve_apis(
             // kube-apiserver checks the patch type before anything else.
             let kind = patch_type(&headers)?;
             let out = negotiate::choose(&headers, false, false)?;
-            let opts = write_options(&query, WriteVerb::Patch)?;
-            let outcome = registry
-                .patch(&target, name, kind, &body, path.subresource, &opts)
-                .await?;
+            let opts = patch_options(&headers, &query, kind)?;
+            let (outcome, created) = match kind {
+                PatchType::Apply => {
+                    registry
+                        .apply(&target, name, &body, path.subresource, &opts)
+                        .await?
+                }
+                _ => (
+                    registry
+                        .patch(&target, name, kind, &body, path.subresource, &opts)
+                        .await?,
+                    false,
+                ),
+            };
             warnings.extend(outcome.warnings);
-            json_response(StatusCode::OK, out, &outcome.object)
+            let code = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            json_response(code, out, &outcome.object)
         }
         (Some(name), Method::DELETE) if path.subresource.is_none() => {
             let out = negotiate::choose(&headers, false, false)?;

@@ -6,7 +6,7 @@ use axum::response::Response;
 use std::collections::HashMap;
 
 use super::negotiate;
-use super::params::{patch_type, write_input, write_options};
+use super::params::{patch_options, patch_type, write_input};
 use super::response::{add_warnings, json_response};
 use crate::api::resource::{SubresourceInfo, SubresourceVerb};
 use crate::api::{ApiError, ApiResult};
@@ -36,7 +36,7 @@ pub(super) async fn scale(
         }
         Method::PATCH => {
             let kind = patch_type(headers)?;
-            let opts = write_options(query, WriteVerb::Patch)?;
+            let opts = patch_options(headers, query, kind)?;
             registry
                 .update_scale(t, name, ScaleChange::Patch(kind, body), &opts)
                 .await?

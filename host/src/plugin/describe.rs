@@ -72,12 +72,20 @@ impl ResourceInfo {
                     Value::Null
                 }
             };
+            let merge_type = match structured_merge::Type::object(&schema) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!("the schema of version {:?}: {e}", v.name));
+                    structured_merge::Type::Untyped
+                }
+            };
             versions.push(VersionInfo {
                 name: v.name.clone(),
                 served: v.served,
                 storage: v.storage,
                 deprecation_warning: v.deprecation_warning.clone(),
                 schema,
+                merge_type: std::sync::Arc::new(merge_type),
                 printer_columns: v
                     .printer_columns
                     .iter()

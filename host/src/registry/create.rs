@@ -1,10 +1,11 @@
 //! CREATE, in k8s.io/apiserver's `BeforeCreate` order: admit the body → `default` →
-//! the storage version → system metadata → `prepare-for-create` → `validate-create` and
+//! managed fields → the storage version → system metadata → `prepare-for-create` → `validate-create` and
 //! ObjectMeta validation → store (dry runs stop before the write) → the request's version.
 
 use serde_json::{json, Value};
 
 use super::dry_run::Writes;
+use super::field_manager::{empty_object, record_update};
 use super::meta;
 use super::options::{Outcome, WriteOptions};
 use super::store::{encode, hooks, invalid_if, set_rv, Registry};
@@ -16,11 +17,32 @@ use crate::storage::StorageError;
 /// How often a name drawn from `generateName` is redrawn after colliding.
 const GENERATE_NAME_ATTEMPTS: usize = 8;
 
+/// Whether a create records its manager's fields as an update, or they were recorded
+/// already (a create by apply).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Record {
+    Update,
+    Done,
+}
+
 impl Registry {
     pub async fn create(&self, t: &Target, body: Value, opts: &WriteOptions) -> ApiResult<Outcome> {
-        let r = t.resource();
         let mut warnings = Vec::new();
         let body = self.admit_body(t, body, opts, &mut warnings)?;
+        self.create_admitted(t, body, opts, Record::Update, warnings)
+            .await
+    }
+
+    /// Create from a body already admitted against the URL and schema.
+    pub(super) async fn create_admitted(
+        &self,
+        t: &Target,
+        body: Value,
+        opts: &WriteOptions,
+        record: Record,
+        mut warnings: Vec<String>,
+    ) -> ApiResult<Outcome> {
+        let r = t.resource();
         if body["metadata"]["resourceVersion"]
             .as_str()
             .is_some_and(|rv| !rv.is_empty())
@@ -30,7 +52,11 @@ impl Registry {
             ));
         }
         let mut inst = hooks(|| t.plugin.instance())?;
-        let obj = hooks(|| inst.default(body))?;
+        let mut obj = hooks(|| inst.default(body))?;
+        if record == Record::Update {
+            let empty = empty_object(t, meta::name(&obj));
+            record_update(t, &mut inst, &empty, &mut obj, None, opts);
+        }
         let mut obj = self.to_storage_version(t, &mut inst, obj)?;
         let generate = obj["metadata"]["generateName"]
             .as_str()
@@ -59,7 +85,9 @@ impl Registry {
         }
         let name = meta::name(&obj).to_string();
         let req = t.request(Operation::Create, &name, None, opts.dry_run);
+        let managed = obj["metadata"].get("managedFields").cloned();
         let mut obj = hooks(|| inst.prepare_for_create(&req, obj))?;
+        meta::set_managed_fields(&mut obj, managed);
         let validation = hooks(|| inst.validate_create(&req, &obj))?;
         warnings.extend(validation.warnings);
         let mut errors: Vec<FieldError> = validation.errors.into_iter().map(Into::into).collect();

@@ -249,6 +249,16 @@ pub fn parse_resource_version(rv: &str) -> Result<u64, String> {
     })
 }
 
+/// Put back `managed` (a write's managedFields, as the field manager made them) after a
+/// plugin hook: the host owns them.
+pub(super) fn set_managed_fields(obj: &mut Value, managed: Option<Value>) {
+    let m = meta_mut(obj);
+    match managed {
+        Some(v) => m.insert("managedFields".into(), v),
+        None => m.remove("managedFields"),
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,8 +6,10 @@
 //! - [`options`]: each verb's options and answers; [`continue_token`] for paged lists.
 //! - [`store`]: the [`Registry`] and what every verb shares (decoding stored objects,
 //!   conversions through the plugin or the watch cache).
-//! - The verbs: [`create`], [`update`] (PUT and PATCH), [`delete`], [`read`] (GET, LIST,
-//!   Table cells). Writes start with [`admit`] (the body against the URL and schema).
+//! - The verbs: [`create`], [`update`] (PUT and PATCH), [`apply`] (server-side apply),
+//!   [`delete`], [`read`] (GET, LIST, Table cells). Writes start with [`admit`] (the
+//!   body against the URL and schema); every create, update and patch records its
+//!   manager's fields through [`field_manager`].
 //! - Contract 0.2: [`admission`] (the plugin's `admit`, after validation),
 //!   [`namespace_lifecycle`] (kube's admission plugin, on the upstream's namespaces),
 //!   [`scale`] and [`subresource`] (the `scale` and custom subresources), [`computed`]
@@ -26,12 +28,14 @@
 
 mod admission;
 mod admit;
+mod apply;
 mod computed;
 mod continue_token;
 mod create;
 mod delete;
 mod dry_run;
 mod errors;
+mod field_manager;
 mod guaranteed_update;
 pub mod meta;
 mod namespace_lifecycle;
@@ -47,8 +51,9 @@ mod upstream;
 
 pub use delete::Deleted;
 pub use options::{
-    DeleteOptions, DeleteOptionsWire, FieldValidation, ListOptions, ListResult, Outcome, PatchType,
-    Propagation, WriteOptions, WriteVerb, MAX_FIELD_MANAGER_BYTES, MAX_JSON_PATCH_OPERATIONS,
+    manager_from_user_agent, DeleteOptions, DeleteOptionsWire, FieldValidation, ListOptions,
+    ListResult, Outcome, PatchType, Propagation, WriteOptions, WriteVerb, MAX_FIELD_MANAGER_BYTES,
+    MAX_JSON_PATCH_OPERATIONS,
 };
 pub use scale::ScaleChange;
 pub use store::Registry;

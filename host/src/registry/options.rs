@@ -105,8 +105,13 @@ pub struct WriteOptions {
     pub verb: WriteVerb,
     pub dry_run: bool,
     pub field_validation: FieldValidation,
-    /// Who makes the change (`fieldManager`), validated but not yet recorded.
+    /// Who makes the change (`fieldManager`), as the client gave it.
     pub field_manager: Option<String>,
+    /// The manager when the client gave none: its User-Agent's product
+    /// (`prefixFromUserAgent`).
+    pub user_agent_manager: String,
+    /// `force` (apply only): take the fields of other managers.
+    pub force: bool,
     /// Field paths the decoder saw twice (only JSON bodies can say).
     pub duplicate_fields: Vec<String>,
 }
@@ -134,9 +139,62 @@ impl WriteOptions {
             dry_run,
             field_validation,
             field_manager: manager.map(str::to_string),
+            user_agent_manager: String::new(),
+            force: false,
             duplicate_fields: Vec::new(),
         })
     }
+
+    /// The manager a write is recorded under: `fieldManager`, else from the
+    /// User-Agent (`managerOrUserAgent`).
+    pub fn manager(&self) -> &str {
+        match self.field_manager.as_deref() {
+            Some(m) if !m.is_empty() => m,
+            _ => &self.user_agent_manager,
+        }
+    }
+
+    /// What `ValidatePatchOptions` adds for the patch type: an apply needs a
+    /// `fieldManager`; only an apply may `force`.
+    pub fn check_patch(&self, kind: PatchType, force_given: bool) -> ApiResult<()> {
+        let mut errors = Vec::new();
+        if kind == PatchType::Apply {
+            if self.field_manager.as_deref().is_none_or(str::is_empty) {
+                errors.push(FieldError::new(
+                    FieldErrorType::Required,
+                    "fieldManager",
+                    None,
+                    "is required for apply patch",
+                ));
+            }
+        } else if force_given {
+            errors.push(FieldError::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(invalid_options(WriteVerb::Patch.options_kind(), &errors))
+        }
+    }
+}
+
+/// The manager a User-Agent names: up to its first `/`, printable characters only, at
+/// most 128 bytes (`prefixFromUserAgent`).
+pub fn manager_from_user_agent(ua: &str) -> String {
+    let mut out = String::new();
+    for c in ua.split('/').next().unwrap_or_default().chars() {
+        if c.is_control() {
+            continue;
+        }
+        if out.len() >= MAX_FIELD_MANAGER_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The result of a write: the object in the request's version, and warnings.
@@ -338,6 +396,10 @@ pub struct ListResult {
 pub enum PatchType {
     Merge,
     Json,
+    /// `application/strategic-merge-patch+json`, by the version's list and map markers.
+    Strategic,
+    /// `application/apply-patch+yaml`: server-side apply.
+    Apply,
 }
 
 /// At most this many operations in a JSON patch (kube-apiserver's

@@ -1,12 +1,15 @@
 //! The `scale` subresource, as kube-apiserver serves it for custom resources: an
 //! `autoscaling/v1` Scale made from the paths a version declares (`spec-replicas-path`,
 //! `status-replicas-path`, `label-selector-path`). A write sets the desired replicas
-//! in the object, in the request's version, and runs the update of the main object
-//! with `subresource: scale` (its hooks and admission included).
+//! in the object, in the request's version, records it in managedFields under the
+//! `scale` subresource (an apply there owns the replicas path), and runs the update of
+//! the main object with `subresource: scale` (its hooks and admission included).
 
 use serde_json::{json, Value};
 
+use super::apply::decode_config;
 use super::dry_run::Writes;
+use super::field_manager::{self, empty_object, record_update};
 use super::guaranteed_update::OnConflict;
 use super::meta;
 use super::options::{Outcome, PatchType, WriteOptions};
@@ -15,12 +18,14 @@ use super::target::Target;
 use super::update::apply_patch;
 use crate::api::resource::ScaleInfo;
 use crate::api::{ApiError, ApiResult, FieldError};
+use structured_merge::Type;
 
 /// What a write to `/scale` asks for.
 pub enum ScaleChange<'a> {
     /// PUT: this Scale.
     Replace(Value),
-    /// PATCH: this patch of the current Scale.
+    /// PATCH: this patch of the current Scale (an apply included: the Scale's replicas
+    /// are applied to the object's replicas path under the `scale` subresource).
     Patch(PatchType, &'a [u8]),
 }
 
@@ -138,14 +143,15 @@ impl Registry {
         let out = self
             .guaranteed_update(t, name, &writes, OnConflict::Retry, |stored, rev| {
                 warnings.clear();
-                let mut doc = self
+                let live = self
                     .to_request_version(t, &mut inst, vec![stored.clone()])?
                     .remove(0);
                 let wanted = match &change {
                     ScaleChange::Replace(body) => body.clone(),
+                    ScaleChange::Patch(PatchType::Apply, body) => decode_config(body)?,
                     ScaleChange::Patch(kind, patch) => {
-                        let mut s = scale_of(&doc, &info);
-                        apply_patch(&mut s, *kind, patch)?;
+                        let mut s = scale_of(&live, &info);
+                        apply_patch(&mut s, *kind, patch, &Type::Untyped)?;
                         s
                     }
                 };
@@ -169,7 +175,19 @@ impl Registry {
                     }
                 }
                 let replicas = desired_replicas(&wanted, name)?;
-                set_at(&mut doc, &info.spec_replicas_path, json!(replicas));
+                let doc = match &change {
+                    ScaleChange::Patch(PatchType::Apply, _) => {
+                        let mut config = empty_object(t, name);
+                        set_at(&mut config, &info.spec_replicas_path, json!(replicas));
+                        field_manager::apply(t, &mut inst, &live, &config, Some("scale"), opts)?
+                    }
+                    _ => {
+                        let mut doc = live.clone();
+                        set_at(&mut doc, &info.spec_replicas_path, json!(replicas));
+                        record_update(t, &mut inst, &live, &mut doc, Some("scale"), opts);
+                        doc
+                    }
+                };
                 let new = self.to_storage_version(t, &mut inst, doc)?;
                 self.decide_update(
                     t,

@@ -1,4 +1,5 @@
-//! UPDATE (PUT) and PATCH, the main resource or its status. Both end in the same
+//! UPDATE (PUT) and PATCH, the main resource or its status. Both record the writer's
+//! fields in managedFields ([`super::field_manager`]) and end in the same
 //! decision ([`Registry::decide_update`]): system metadata kept from the stored object,
 //! `prepare-for-update`, generation, `validate-update`, then write, keep (nothing
 //! changed) or delete (the last finalizer of an object being deleted is gone). Both run
@@ -7,6 +8,7 @@
 use serde_json::{json, Value};
 
 use super::dry_run::Writes;
+use super::field_manager::record_update;
 use super::guaranteed_update::{Action, OnConflict};
 use super::meta;
 use super::options::{Outcome, PatchType, WriteOptions, MAX_JSON_PATCH_OPERATIONS};
@@ -42,9 +44,25 @@ fn parse_body_rv(t: &Target, name: &str, rv: &str) -> ApiResult<Revision> {
     })
 }
 
-/// Apply a merge or JSON patch to `doc`, with kube-apiserver's limits and wording.
-pub(super) fn apply_patch(doc: &mut Value, kind: PatchType, patch: &[u8]) -> ApiResult<()> {
+/// Apply a merge, JSON or strategic merge patch to `doc` (of type `ty`), with
+/// kube-apiserver's limits and wording. An apply is not a patch of a document: see
+/// [`super::apply`].
+pub(super) fn apply_patch(
+    doc: &mut Value,
+    kind: PatchType,
+    patch: &[u8],
+    ty: &structured_merge::Type,
+) -> ApiResult<()> {
     match kind {
+        PatchType::Strategic => {
+            let p: Value = serde_json::from_slice(patch)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            *doc =
+                structured_merge::strategic::apply(doc, &p, ty).map_err(ApiError::bad_request)?;
+        }
+        PatchType::Apply => {
+            return Err(ApiError::internal("an apply is not a document patch"));
+        }
         PatchType::Merge => {
             let p: Value = serde_json::from_slice(patch)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
@@ -103,7 +121,6 @@ impl Registry {
         };
         let mut inst = hooks(|| t.plugin.instance())?;
         let defaulted = hooks(|| inst.default(body))?;
-        let new = self.to_storage_version(t, &mut inst, defaulted)?;
         let writes = Writes {
             storage: self.storage.as_ref(),
             dry_run: opts.dry_run,
@@ -119,11 +136,17 @@ impl Registry {
                     return Err(ApiError::modified(r, name));
                 }
                 warnings = admitted.clone();
+                let live = self
+                    .to_request_version(t, &mut inst, vec![old.clone()])?
+                    .remove(0);
+                let mut new = defaulted.clone();
+                record_update(t, &mut inst, &live, &mut new, subresource, opts);
+                let new = self.to_storage_version(t, &mut inst, new)?;
                 self.decide_update(
                     t,
                     &mut inst,
                     name,
-                    new.clone(),
+                    new,
                     old,
                     subresource,
                     opts,
@@ -146,6 +169,7 @@ impl Registry {
         opts: &WriteOptions,
     ) -> ApiResult<Outcome> {
         let r = t.resource();
+        let version = r.version(&t.version).ok_or_else(ApiError::path_not_found)?;
         let mut inst = hooks(|| t.plugin.instance())?;
         let writes = Writes {
             storage: self.storage.as_ref(),
@@ -155,10 +179,11 @@ impl Registry {
         let out = self
             .guaranteed_update(t, name, &writes, OnConflict::Retry, |stored, rev| {
                 warnings = Vec::new();
-                let mut doc = self
+                let live = self
                     .to_request_version(t, &mut inst, vec![stored.clone()])?
                     .remove(0);
-                apply_patch(&mut doc, kind, patch)?;
+                let mut doc = live.clone();
+                apply_patch(&mut doc, kind, patch, &version.merge_type)?;
                 // A resourceVersion the patch sets is a precondition on the stored one.
                 match doc["metadata"]["resourceVersion"].as_str() {
                     Some(rv) if rv != rev.to_string() => {
@@ -174,7 +199,8 @@ impl Registry {
                     )));
                 }
                 let body = self.admit_body(t, doc, opts, &mut warnings)?;
-                let defaulted = hooks(|| inst.default(body))?;
+                let mut defaulted = hooks(|| inst.default(body))?;
+                record_update(t, &mut inst, &live, &mut defaulted, subresource, opts);
                 let new = self.to_storage_version(t, &mut inst, defaulted)?;
                 self.decide_update(
                     t,
@@ -256,7 +282,10 @@ impl Registry {
             }
         }
         let req = t.request(Operation::Update, name, subresource, opts.dry_run);
+        // The host owns managedFields: what a plugin's prepare does to them is undone.
+        let managed = new["metadata"].get("managedFields").cloned();
         let mut new = hooks(|| inst.prepare_for_update(&req, new, &old))?;
+        meta::set_managed_fields(&mut new, managed);
         let mut old_cmp = old.clone();
         if let Some(m) = old_cmp["metadata"].as_object_mut() {
             m.remove("resourceVersion");
