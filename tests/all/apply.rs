@@ -177,8 +177,12 @@ fn client_side_apply_diff_and_strategic_patch() {
     let second = lister(
         "  color: blue\n  ports: [{name: http, port: 8080}]\n  tags: [a, c]\n  env: {A: '1'}\n",
     );
-    let (ok, _, err) = s.kubectl_stdin(&["apply", "-f", "-", "-v=6"], Some(&second));
+    let (ok, _, err) = s.kubectl_stdin(&["apply", "-f", "-", "-v=8"], Some(&second));
     assert!(ok, "{err}");
+    assert!(
+        err.contains("application/strategic-merge-patch+json"),
+        "kubectl did not send a strategic merge patch:\n{err}"
+    );
     let o = get(&s);
     assert_eq!(o["spec"]["color"], "blue");
     assert_eq!(o["spec"]["ports"], json!([{"name": "http", "port": 8080}]));
@@ -210,10 +214,11 @@ fn client_side_apply_diff_and_strategic_patch() {
         "-p",
         r#"{"spec":{"ports":[{"name":"https","port":443}],"$deleteFromPrimitiveList/tags":["a"],"env":{"$patch":"replace","Z":"26"}}}"#,
     ]);
+    // Without `$setElementOrder`, new items go first, as kube-apiserver places them.
     let o = get(&s);
     assert_eq!(
         o["spec"]["ports"],
-        json!([{"name": "http", "port": 8080}, {"name": "https", "port": 443}])
+        json!([{"name": "https", "port": 443}, {"name": "http", "port": 8080}])
     );
     assert_eq!(o["spec"]["tags"], json!(["c"]));
     assert_eq!(o["spec"]["env"], json!({"Z": "26"}));
@@ -450,19 +455,22 @@ async fn bad_applies_get_clear_errors_and_store_nothing() {
         );
     }
 
-    // managedFields a client sends that are malformed are ignored (the stored ones
-    // stay), never a 500; an empty list resets them.
-    let (_, mut o, _) = send(
-        &c,
-        &s.url,
-        Method::GET,
-        &format!("{LISTERS}/x"),
-        "",
-        String::new(),
-    )
-    .await;
-    o["metadata"]["managedFields"] =
-        json!([{"manager": 7, "operation": "Sideways", "fieldsV1": "nope"}]);
+    // managedFields a client sends that are not even ObjectMeta's shape: 400, as
+    // kube-apiserver's decoder answers; nothing stored.
+    let url = format!("{}{LISTERS}/x", s.url);
+    let mut o: Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+    o["metadata"]["managedFields"] = json!([{"manager": 7}]);
+    let r = c.put(&url).json(&o).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["message"].as_str().unwrap().contains("metadata: invalid type: integer `7`"),
+        "{e}"
+    );
+    // Well-typed but malformed ones are ignored (the stored ones stay), never a 500;
+    // an empty list resets them.
+    o["metadata"]["managedFields"] = json!([{"manager": "x", "operation": "Sideways",
+        "fieldsType": "FieldsV1", "fieldsV1": {"zz": 1}}]);
     o["spec"]["color"] = json!("red");
     let (code, u, _) = send(
         &c,

@@ -12,7 +12,7 @@ const SCHEMA: &str = r#"{
       "color": {"type": "string"},
       "ports": {"type": "array", "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["name"],
-        "items": {"type": "object", "required": ["name"], "properties": {
+        "items": {"type": "object", "properties": {
           "name": {"type": "string"}, "protocol": {"type": "string"}, "port": {"type": "integer"}}}},
       "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
       "args": {"type": "array", "items": {"type": "string"}},

@@ -122,7 +122,12 @@ impl Registry {
 /// kube-apiserver's warning naming each dropped entry's UID, as its handlers do before
 /// validation (`dedupOwnerReferences`); two different owners with one UID both stay.
 fn dedup_owner_references(body: &mut Value, warnings: &mut Vec<String>) {
-    let Some(refs) = body["metadata"]["ownerReferences"].as_array_mut() else {
+    // `get_mut`, not indexing: indexing would insert `ownerReferences: null`.
+    let Some(refs) = body
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("ownerReferences"))
+        .and_then(Value::as_array_mut)
+    else {
         return;
     };
     let mut kept: Vec<Value> = Vec::new();
