@@ -267,6 +267,12 @@ impl<V: Versions> Updater<'_, V> {
         let Some(last) = last.filter(|l| !l.set.is_empty()) else {
             return Ok(merged);
         };
+        // Only fields applied last time and not this time can go: none (a resync, or
+        // an apply that adds fields) means nothing to prune.
+        let now = &managers[manager];
+        if now.api_version == last.api_version && last.set.difference(&now.set).is_empty() {
+            return Ok(merged);
+        }
         let lv = last.api_version.clone();
         let Some(converted) = self.convert(&merged, &lv)? else {
             return Ok(merged);
@@ -310,7 +316,12 @@ impl<V: Versions> Updater<'_, V> {
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Metadata no manager owns (`stripMetaManager`).
-fn strip_set() -> Set {
+fn strip_set() -> &'static Set {
+    static STRIP: std::sync::OnceLock<Set> = std::sync::OnceLock::new();
+    STRIP.get_or_init(build_strip_set)
+}
+
+fn build_strip_set() -> Set {
     let mut s = Set::new();
     for p in ["apiVersion", "kind", "metadata"] {
         s.insert(&[PathElement::Field(p.into())]);
@@ -443,7 +454,7 @@ impl<V: Versions> FieldManager<'_, V> {
         self.updater()
             .update(&live, new, &version, &mut managed.fields, &current)?;
         if let Some(mut vs) = managed.fields.remove(&current) {
-            vs.set = vs.set.difference(&strip_set());
+            vs.set = vs.set.difference(strip_set());
             if !vs.set.is_empty() {
                 if let Some(prev) = managed.fields.get(id) {
                     vs.set = vs.set.union(&prev.set);
@@ -535,7 +546,7 @@ impl<V: Versions> FieldManager<'_, V> {
             self.updater()
                 .update(&empty, &live, &version, &mut managed.fields, &before)?;
             if let Some(vs) = managed.fields.get_mut(&before) {
-                vs.set = vs.set.difference(&strip_set());
+                vs.set = vs.set.difference(strip_set());
                 if vs.set.is_empty() {
                     managed.fields.remove(&before);
                 } else {
@@ -547,7 +558,7 @@ impl<V: Versions> FieldManager<'_, V> {
             .updater()
             .apply(&live, config, &version, &mut managed.fields, id, force)?;
         if let Some(vs) = managed.fields.get_mut(id) {
-            vs.set = vs.set.difference(&strip_set());
+            vs.set = vs.set.difference(strip_set());
             if vs.set.is_empty() {
                 managed.fields.remove(id);
             }

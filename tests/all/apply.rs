@@ -464,7 +464,10 @@ async fn bad_applies_get_clear_errors_and_store_nothing() {
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
     assert!(
-        e["message"].as_str().unwrap().contains("metadata: invalid type: integer `7`"),
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("metadata: invalid type: integer `7`"),
         "{e}"
     );
     // Well-typed but malformed ones are ignored (the stored ones stay), never a 500;

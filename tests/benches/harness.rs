@@ -16,6 +16,8 @@
 //!   and GET/CREATE throughput at 32 clients relative to Rust in the same run.
 //! - etcd: raw etcd-client puts and gets (the limit) versus CREATE and GET through the
 //!   server on the same local etcd, at 1 and 32 clients, as ratios.
+//! - apply: server-side apply against a GET (an apply that changes nothing) and against a
+//!   merge patch (an apply of a 1 KiB change), as ratios.
 
 #[path = "../all/common/mod.rs"]
 mod common;
@@ -899,6 +901,138 @@ fn main() {
     if run("contract") {
         rt.block_on(contract());
     }
+    if run("apply") {
+        rt.block_on(apply());
+    }
+}
+
+/// Server-side apply against what it replaces: an apply that changes nothing (a GitOps
+/// resync) against a GET of the object, and an apply of a 1 KiB change against a merge
+/// patch of the same change (both record managed fields). Each pair runs alternately,
+/// three rounds, medians quoted.
+async fn apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = common::server::copy_examples(dir.path());
+    let (url, client) = serve_in_process(dir.path(), &plugins, true, &[]).await;
+    let foo = format!("{url}/apis/hello.zeng.dev/v2/namespaces/default/foos/bench");
+    // The 1 KiB change is an annotation (hello's messages are at most 256 bytes).
+    let config = |blob: &str| {
+        format!(
+            "apiVersion: hello.zeng.dev/v2\nkind: Foo\nmetadata:\n  name: bench\n  annotations:\n    bench/blob: {blob}\nspec:\n  image: nginx\n  config:\n    msg: steady\n"
+        )
+    };
+    let send_apply = |c: reqwest::Client, foo: String, body: String| async move {
+        let r = c
+            .patch(if foo.ends_with('&') {
+                format!("{foo}fieldManager=gitops")
+            } else {
+                format!("{foo}?fieldManager=gitops")
+            })
+            .header("content-type", "application/apply-patch+yaml")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        r.json::<Value>().await.unwrap()
+    };
+    let created = send_apply(client.clone(), foo.clone(), config("steady")).await;
+    let rv = created["metadata"]["resourceVersion"].clone();
+    let kib = |n: usize| format!("{}{n}", if n % 2 == 0 { "a" } else { "b" }.repeat(1024));
+    let (c, f) = (client.clone(), foo.clone());
+    let get = move |_| {
+        let (c, f) = (c.clone(), f.clone());
+        async move {
+            let r = c.get(&f).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    let (c, f) = (client.clone(), foo.clone());
+    let noop = move |_| {
+        let (c, f, body) = (c.clone(), f.clone(), config("steady"));
+        async move {
+            send_apply(c, f, body).await;
+        }
+    };
+    let mut rounds: Vec<[Duration; 4]> = Vec::new();
+    for round in 0..3 {
+        let g = load(1, 3, get.clone()).await.1;
+        let n = load(1, 3, noop.clone()).await.1;
+        let (c, f) = (client.clone(), foo.clone());
+        let change = move |i: usize| {
+            let (c, f, body) = (c.clone(), f.clone(), config(&kib(i + round)));
+            async move {
+                send_apply(c, f, body).await;
+            }
+        };
+        let a = load(1, 3, change).await.1;
+        let (c, f) = (client.clone(), foo.clone());
+        let merge = move |i: usize| {
+            let (c, f) = (c.clone(), f.clone());
+            let body = json!({"metadata": {"annotations": {"bench/blob": kib(i + round + 1)}}})
+                .to_string();
+            async move {
+                let r = c
+                    .patch(format!("{f}?fieldManager=gitops"))
+                    .header("content-type", "application/merge-patch+json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        };
+        let m = load(1, 3, merge).await.1;
+        rounds.push([g, n, a, m]);
+        // Back to the steady configuration for the next round's no-op applies, taking
+        // back the annotation the merge patch's (update) manager now owns.
+        send_apply(
+            client.clone(),
+            format!("{foo}?force=true&"),
+            config("steady"),
+        )
+        .await;
+    }
+    // The no-op applies wrote nothing: only the change rounds moved the version.
+    let steady = send_apply(client.clone(), foo.clone(), config("steady")).await;
+    let before = steady["metadata"]["resourceVersion"].clone();
+    for _ in 0..20 {
+        let again = send_apply(client.clone(), foo.clone(), config("steady")).await;
+        assert_eq!(
+            again["metadata"]["resourceVersion"], before,
+            "a no-op apply wrote"
+        );
+    }
+    assert_ne!(before, rv);
+    let med = |i: usize| {
+        let mut v: Vec<Duration> = rounds.iter().map(|r| r[i]).collect();
+        v.sort();
+        v[v.len() / 2]
+    };
+    let ratio = |a: usize, b: usize| {
+        let mut v: Vec<f64> = rounds
+            .iter()
+            .map(|r| r[a].as_secs_f64() / r[b].as_secs_f64())
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!();
+    println!("| Server-side apply (embedded store, 1 client, 3 rounds of 3 s) | median p50 |");
+    println!("|---|---|");
+    for (label, i) in [
+        ("GET one Foo", 0),
+        ("APPLY, no change (resync; writes nothing)", 1),
+        ("APPLY, a 1 KiB change", 2),
+        ("MERGE PATCH, the same 1 KiB change", 3),
+    ] {
+        println!("| {label} | {} |", ms(med(i)));
+    }
+    println!("| no-op apply / GET (goal <= 2x) | {:.2}x |", ratio(1, 0));
+    println!(
+        "| 1 KiB apply / merge patch (goal <= 1.5x) | {:.2}x |",
+        ratio(2, 3)
+    );
 }
 
 /// Contract 0.2's reads, on the examples that use them: a Flunder create whose

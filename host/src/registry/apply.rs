@@ -1,15 +1,17 @@
 //! Server-side apply (`application/apply-patch+yaml`) on the main resource and on
 //! `/status`: the configuration is checked against the URL and schema like any body,
 //! merged into the live object by the field manager (ownership, conflicts, removal of
-//! what the manager stopped applying), then runs the update's pipeline. When the
-//! object does not exist, the apply creates it (201), as kube-apiserver's does.
+//! what the manager stopped applying), then runs the update's pipeline; an apply that
+//! changes neither the object nor its managed fields (a GitOps resync) answers the
+//! stored object without running the plugin's hooks or writing. When the object does
+//! not exist, the apply creates it (201), as kube-apiserver's does.
 
 use serde_json::Value;
 
 use super::create::Record;
 use super::dry_run::Writes;
 use super::field_manager::{self, empty_object};
-use super::guaranteed_update::OnConflict;
+use super::guaranteed_update::{Action, OnConflict};
 use super::meta;
 use super::options::{Outcome, WriteOptions};
 use super::store::{hooks, Registry};
@@ -82,6 +84,11 @@ impl Registry {
                     }
                 }
                 let merged = field_manager::apply(t, &mut inst, &live, &config, subresource, opts)?;
+                if merged == live {
+                    // A resync: the configuration is what is stored and owned as recorded.
+                    // Nothing to default, validate or admit: the stored object stands.
+                    return Ok(Action::Unchanged(stored));
+                }
                 let managed = merged["metadata"].get("managedFields").cloned();
                 let mut defaulted = hooks(|| inst.default(merged))?;
                 meta::set_managed_fields(&mut defaulted, managed);
