@@ -23,7 +23,7 @@ JS_SDK      := guests/js/wasm-apiserver-sdk.js guests/js/build.mjs
 WIT         := $(wildcard wit/*.wit)
 SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup setup-build example-plugins plugins lint schemathesis lang-plugins lang-unit-tests run test bench dev clean
+.PHONY: setup setup-build example-plugins plugins lint schemathesis py-kube-client lang-plugins lang-unit-tests run test bench dev clean
 
 ## setup-build: what building needs: the wasm32-wasip2 target, and protoc (the etcd
 ## client compiles etcd's protobuf files).
@@ -155,14 +155,23 @@ dev: example-plugins
 
 ## test: unit tests (host, SDK, example plugins natively in Rust, CPython and Node) and
 ## the end-to-end suite (which runs one behaviour table against all three hellos).
-test: plugins lang-unit-tests schemathesis lint
-	$(CARGO) test -p wasm-apiserver -p wasm-apiserver-tests -p wasm-apiserver-sdk -p hello -p wardle-flunder -p wardle-fischer -p devops
+test: plugins lang-unit-tests schemathesis py-kube-client lint
+	$(CARGO) test -p wasm-apiserver -p structured-merge -p wasm-apiserver-tests -p wasm-apiserver-sdk -p hello -p wardle-flunder -p wardle-fischer -p devops
 
 ## schemathesis: the OpenAPI fuzzer the test suite runs (PyPI, into the tools venv).
 SCHEMATHESIS := $(PY_TOOLS)/bin/schemathesis
 schemathesis: $(SCHEMATHESIS)
 $(SCHEMATHESIS): | $(COMPONENTIZE_PY)
 	$(PY_TOOLS)/bin/pip install -q --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+
+## py-kube-client: the Kubernetes Python client (PyPI, into the tools venv): a test
+## applies with its dynamic client's server_side_apply.
+PY_KUBE_VERSION := 33.1.0
+PY_KUBE := $(PY_TOOLS)/.kubernetes-$(PY_KUBE_VERSION)
+py-kube-client: $(PY_KUBE)
+$(PY_KUBE): | $(COMPONENTIZE_PY)
+	$(PY_TOOLS)/bin/pip install -q --disable-pip-version-check kubernetes==$(PY_KUBE_VERSION)
+	touch $@
 
 ## lang-unit-tests: the Python and JavaScript examples' logic, natively (no Wasm).
 lang-unit-tests: $(COMPONENTIZE_PY) $(JS_TOOLS)
@@ -180,7 +189,7 @@ bench: plugins
 ## lint: formatting and clippy with warnings denied (make test runs it first).
 lint: setup-build
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy -p wasm-apiserver -p wasm-apiserver-tests -p wasm-apiserver-sdk --all-targets -- -D warnings
+	$(CARGO) clippy -p wasm-apiserver -p wasm-apiserver-tests -p wasm-apiserver-sdk -p structured-merge --all-targets -- -D warnings
 
 clean:
 	$(CARGO) clean

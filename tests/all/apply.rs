@@ -608,3 +608,44 @@ async fn kube_rs_patch_apply() {
         .unwrap();
     assert_eq!(o.data["spec"]["ports"][0]["port"], 81);
 }
+
+/// The Kubernetes Python client's dynamic `server_side_apply` (PyPI `kubernetes`,
+/// installed into the tools venv by `make py-kube-client`).
+#[test]
+fn python_client_server_side_apply() {
+    let s = lists_server();
+    let python = crate::common::root().join("target/tools/python/bin/python");
+    let script = r#"
+import json, sys
+from kubernetes import config, dynamic
+from kubernetes.client import api_client
+config.load_kube_config(config_file=sys.argv[1])
+client = dynamic.DynamicClient(api_client.ApiClient())
+listers = client.resources.get(api_version="test.wasm-apiserver.dev/v1", kind="Lister")
+body = {"apiVersion": "test.wasm-apiserver.dev/v1", "kind": "Lister",
+        "metadata": {"name": "py", "namespace": "default"},
+        "spec": {"tags": ["from-python"], "ports": [{"name": "http", "port": 80}]}}
+out = listers.server_side_apply(body=body, name="py", namespace="default", field_manager="python-client")
+print(json.dumps(out.to_dict()))
+"#;
+    let out = std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(&s.kubeconfig)
+        .output()
+        .expect("make py-kube-client installs the Python client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(o["spec"]["tags"], json!(["from-python"]));
+    let mf = &o["metadata"]["managedFields"][0];
+    assert_eq!(
+        (mf["manager"].as_str(), mf["operation"].as_str()),
+        (Some("python-client"), Some("Apply"))
+    );
+    // kubectl sees the same object.
+    let yaml = s.ok(&["get", "lister", "py", "-o", "yaml", "--show-managed-fields"]);
+    assert!(yaml.contains("manager: python-client"), "{yaml}");
+}

@@ -938,7 +938,12 @@ async fn apply() {
     };
     let created = send_apply(client.clone(), foo.clone(), config("steady")).await;
     let rv = created["metadata"]["resourceVersion"].clone();
-    let kib = |n: usize| format!("{}{n}", if n.is_multiple_of(2) { "a" } else { "b" }.repeat(1024));
+    let kib = |n: usize| {
+        format!(
+            "{}{n}",
+            if n.is_multiple_of(2) { "a" } else { "b" }.repeat(1024)
+        )
+    };
     let (c, f) = (client.clone(), foo.clone());
     let get = move |_| {
         let (c, f) = (c.clone(), f.clone());
