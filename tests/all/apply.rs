@@ -235,6 +235,21 @@ fn client_side_apply_diff_and_strategic_patch() {
         get(&s)["spec"]["ports"],
         json!([{"name": "https", "port": 443}])
     );
+
+    // Moving to server-side apply: kubectl takes over what its client-side apply set,
+    // without a conflict.
+    let (ok, _, err) = s.kubectl_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&lister("  color: green\n")),
+    );
+    assert!(ok, "{err}");
+    let o = get(&s);
+    assert_eq!(o["spec"]["color"], "green");
+    assert!(
+        managers(&o).contains(&("kubectl".into(), "Apply".into(), "".into())),
+        "{:?}",
+        managers(&o)
+    );
 }
 
 #[tokio::test]

@@ -253,11 +253,22 @@ fn kubectl_walkthrough(k: &Ns) {
     k.ok(&["annotate", "fo", "applied", "note=hi"]);
     let got = k.ok(&["get", "fo", "applied", "-o", "jsonpath={.spec.image} {.spec.config.msg} {.metadata.labels.tier} {.metadata.annotations.note}"]);
     assert_eq!(got, "nginx:1.28 patched web hi");
-    let (ok, _, err) = k.kubectl(&["patch", "fo", "applied", "-p", r#"{"spec":{"image":"x"}}"#]);
-    assert!(
-        !ok && err.contains("application/strategic-merge-patch+json is not supported"),
-        "{err}"
-    );
+    // kubectl patch's default type, a strategic merge patch, merges by the schema.
+    k.ok(&[
+        "patch",
+        "fo",
+        "applied",
+        "-p",
+        r#"{"spec":{"image":"nginx:1.29"}}"#,
+    ]);
+    let got = k.ok(&[
+        "get",
+        "fo",
+        "applied",
+        "-o",
+        "jsonpath={.spec.image} {.spec.config.msg}",
+    ]);
+    assert_eq!(got, "nginx:1.29 patched");
     let (ok, _, err) = k.kubectl(&[
         "patch",
         "fo",

@@ -217,19 +217,14 @@ async fn bad_inputs_get_kube_statuses_and_change_nothing() {
     assert_eq!(c, 400);
     assert_status(&v, 400, "BadRequest", "error decoding patch");
     let (c, v, _) = api
-        .req(
-            Method::PATCH,
-            &item,
-            "application/strategic-merge-patch+json",
-            "{}",
-        )
+        .req(Method::PATCH, &item, "application/cbor-seq", "{}")
         .await;
     assert_eq!(c, 415);
     assert_status(
         &v,
         415,
         "UnsupportedMediaType",
-        "accepted media types include: application/json-patch+json, application/merge-patch+json",
+        "accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml",
     );
     let (c, _, _) = api.req(Method::POST, &item, "application/json", "{}").await;
     assert_eq!(c, 405);
