@@ -352,5 +352,20 @@ mod tests {
         let e = Type::from_openapi(&json!({"type": "array", "x-kubernetes-list-type": "bag"}))
             .unwrap_err();
         assert!(e.contains("unknown x-kubernetes-list-type \"bag\""), "{e}");
+        let e = Type::from_openapi(
+            &json!({"type": "object", "properties": {"o": {"type": "array",
+            "x-kubernetes-list-type": "set", "items": {"type": "object"}}}}),
+        )
+        .unwrap_err();
+        assert_eq!(e, "o: x-kubernetes-list-type set needs scalar items");
+        let e = Type::from_openapi(
+            &json!({"type": "object", "properties": {"m": {"type": "object",
+            "x-kubernetes-map-type": "lumpy"}}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "m: unknown x-kubernetes-map-type \"lumpy\" (granular or atomic)"
+        );
     }
 }

@@ -268,6 +268,12 @@ fn invalid_descriptions_are_refused_with_every_problem() {
     ] {
         assert!(e.contains(part), "{part} missing in: {e}");
     }
+    // Schema markers apply and strategic merge cannot use (the first one found).
+    let e = load_err(&test_plugin("bad_markers"));
+    assert!(
+        e.contains("the schema of version \"v1\": spec.ports: x-kubernetes-list-type map needs x-kubernetes-list-map-keys"),
+        "{e}"
+    );
     let e = load_err(&test_plugin("bad_computed"));
     for part in [
         "computed objects derive from test.wasm-apiserver.dev/v1/pipelines, which is not declared in reads",
