@@ -371,6 +371,18 @@ async fn apply_on_status_and_scale_and_dry_runs() {
     )
     .await;
     assert!(managers(&o).contains(&("hpa".into(), "Apply".into(), "scale".into())));
+    // A Scale applied without replicas leaves them alone.
+    let bare = "apiVersion: autoscaling/v1\nkind: Scale\nmetadata:\n  name: x\n";
+    let url = format!("{}{LISTERS}/x/scale?fieldManager=other", s.url);
+    let r = c
+        .patch(&url)
+        .header("content-type", APPLY)
+        .body(bare)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["spec"]["replicas"], 4);
     let (code, e, _) = send(
         &c,
         &s.url,
@@ -468,6 +480,24 @@ async fn bad_applies_get_clear_errors_and_store_nothing() {
             o["metadata"]["resourceVersion"], rv,
             "{body} stored something"
         );
+    }
+
+    // A PUT whose list map items lack their key, or repeat one: 422, nothing stored
+    // (apply and strategic merge could not address such items).
+    let url = format!("{}{LISTERS}/x", s.url);
+    let live: Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+    for (ports, want) in [
+        (json!([{"port": 1}]), "spec.ports: Invalid value: element 0: associative list with keys has an element that omits key field \"name\""),
+        (json!([{"name": "a"}, {"name": "a"}]), "spec.ports: Invalid value: duplicate entries for key [name=\"a\"]"),
+    ] {
+        let mut o = live.clone();
+        o["spec"]["ports"] = ports;
+        let r = c.put(&url).json(&o).send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        let e: Value = r.json().await.unwrap();
+        assert!(e["message"].as_str().unwrap().contains(want), "{e}");
+        let now: Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(now["metadata"]["resourceVersion"], rv);
     }
 
     // managedFields a client sends that are not even ObjectMeta's shape: 400, as

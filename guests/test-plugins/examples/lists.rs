@@ -1,11 +1,13 @@
 //! A kind whose schema uses every list and map marker, for server-side apply and
 //! strategic merge: `ports` is a list map keyed by `name`, `tags` a set,
 //! `args` atomic (the CRD default), `selector` an atomic map, `env` a granular map.
-//! It has a status subresource and a scale subresource on `.spec.replicas`.
+//! `spec` is required. It has a status subresource and a scale subresource on
+//! `.spec.replicas`.
 use wasm_apiserver_sdk::prelude::*;
 
 const SCHEMA: &str = r#"{
   "type": "object",
+  "required": ["spec"],
   "properties": {
     "spec": {"type": "object", "properties": {
       "replicas": {"type": "integer"},

@@ -11,7 +11,7 @@ use super::options::{FieldValidation, WriteOptions, WriteVerb};
 use super::store::Registry;
 use super::target::Target;
 use crate::api::schema;
-use crate::api::{ApiError, ApiResult, FieldError};
+use crate::api::{ApiError, ApiResult, FieldError, FieldErrorType};
 
 impl Registry {
     /// Check what a client sent against the URL and the version's schema.
@@ -94,8 +94,21 @@ impl Registry {
             _ => {}
         }
         schema::prune(&mut body, &check.unknown);
-        if !check.errors.is_empty() {
-            return Err(ApiError::invalid(r, meta::name(&body), &check.errors));
+        let mut errors = check.errors;
+        if opts.partial {
+            errors.retain(|e| e.type_ != FieldErrorType::Required);
+        } else if let Err(e) = structured_merge::typed::validate(&body, &version.merge_type) {
+            // List map items need their keys, once each; set items once each: what
+            // apply and strategic merge identify items by.
+            errors.push(FieldError::new(
+                FieldErrorType::Invalid,
+                e.path.trim_start_matches('.'),
+                None,
+                e.message,
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(r, meta::name(&body), &errors));
         }
         // Namespace: from the URL; a different one in the body is an error.
         let m = meta::meta_mut(&mut body);

@@ -13,7 +13,7 @@ use super::dry_run::Writes;
 use super::field_manager::{self, empty_object};
 use super::guaranteed_update::{Action, OnConflict};
 use super::meta;
-use super::options::{Outcome, WriteOptions};
+use super::options::{FieldValidation, Outcome, WriteOptions};
 use super::store::{hooks, Registry};
 use super::target::Target;
 use crate::api::{ApiError, ApiResult};
@@ -61,7 +61,16 @@ impl Registry {
             _ => {}
         }
         let mut admitted = Vec::new();
-        let config = self.admit_body(t, config, opts, &mut admitted)?;
+        let partial = WriteOptions {
+            partial: true,
+            ..opts.clone()
+        };
+        let config = self.admit_body(t, config, &partial, &mut admitted)?;
+        // The merged object is checked whole, its unknown fields already settled.
+        let whole = WriteOptions {
+            field_validation: FieldValidation::Ignore,
+            ..opts.clone()
+        };
         let mut inst = hooks(|| t.plugin.instance())?;
         let writes = Writes {
             storage: self.storage.as_ref(),
@@ -89,6 +98,8 @@ impl Registry {
                     // Nothing to default, validate or admit: the stored object stands.
                     return Ok(Action::Unchanged(stored));
                 }
+                // The merged object is a whole one: the schema's `required` holds again.
+                let merged = self.admit_body(t, merged, &whole, &mut Vec::new())?;
                 let managed = merged["metadata"].get("managedFields").cloned();
                 let mut defaulted = hooks(|| inst.default(merged))?;
                 meta::set_managed_fields(&mut defaulted, managed);
@@ -114,6 +125,7 @@ impl Registry {
                 let empty = empty_object(t, name);
                 let merged =
                     field_manager::apply(t, &mut inst, &empty, &config, subresource, opts)?;
+                let merged = self.admit_body(t, merged, &whole, &mut Vec::new())?;
                 drop(inst);
                 let out = self
                     .create_admitted(t, merged, opts, Record::Done, admitted)

@@ -52,10 +52,15 @@ impl Registry {
             ));
         }
         let mut inst = hooks(|| t.plugin.instance())?;
+        let applied = body["metadata"].get("managedFields").cloned();
         let mut obj = hooks(|| inst.default(body))?;
-        if record == Record::Update {
-            let empty = empty_object(t, meta::name(&obj));
-            record_update(t, &mut inst, &empty, &mut obj, None, opts);
+        match record {
+            Record::Update => {
+                let empty = empty_object(t, meta::name(&obj));
+                record_update(t, &mut inst, &empty, &mut obj, None, opts);
+            }
+            // Recorded by the apply: what `default` did to them is undone.
+            Record::Done => meta::set_managed_fields(&mut obj, applied),
         }
         let mut obj = self.to_storage_version(t, &mut inst, obj)?;
         let generate = obj["metadata"]["generateName"]

@@ -47,12 +47,12 @@ impl Versions for PluginVersions<'_, '_> {
 }
 
 /// Fields no manager owns, per version (kube-apiserver's reset fields of custom
-/// resources): with a status subresource, `status` for the main resource and `spec`
-/// for `/status`.
+/// resources): with a status subresource, `status` for the main resource, and `spec`
+/// and `metadata` for `/status` (its strategy keeps the stored ones).
 fn ignored(r: &ResourceInfo, subresource: Option<&str>) -> BTreeMap<String, Set> {
-    let field = match subresource {
-        None => "status",
-        Some("status") => "spec",
+    let fields: &[&str] = match subresource {
+        None => &["status"],
+        Some("status") => &["spec", "metadata"],
         Some(_) => return BTreeMap::new(),
     };
     r.versions
@@ -60,7 +60,9 @@ fn ignored(r: &ResourceInfo, subresource: Option<&str>) -> BTreeMap<String, Set>
         .filter(|v| v.status_subresource)
         .map(|v| {
             let mut s = Set::new();
-            s.insert(&[PathElement::Field(field.into())]);
+            for f in fields {
+                s.insert(&[PathElement::Field(f.to_string())]);
+            }
             (format!("{}/{}", r.group, v.name), s)
         })
         .collect()

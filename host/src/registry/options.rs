@@ -112,6 +112,9 @@ pub struct WriteOptions {
     pub user_agent_manager: String,
     /// `force` (apply only): take the fields of other managers.
     pub force: bool,
+    /// The body is an apply configuration: a part of an object, so the schema's
+    /// `required` is checked on the merged object instead.
+    pub partial: bool,
     /// Field paths the decoder saw twice (only JSON bodies can say).
     pub duplicate_fields: Vec<String>,
 }
@@ -141,6 +144,7 @@ impl WriteOptions {
             field_manager: manager.map(str::to_string),
             user_agent_manager: String::new(),
             force: false,
+            partial: false,
             duplicate_fields: Vec::new(),
         })
     }

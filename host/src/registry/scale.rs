@@ -177,8 +177,11 @@ impl Registry {
                 let replicas = desired_replicas(&wanted, name)?;
                 let doc = match &change {
                     ScaleChange::Patch(PatchType::Apply, _) => {
+                        // A Scale that leaves replicas out applies nothing to them.
                         let mut config = empty_object(t, name);
-                        set_at(&mut config, &info.spec_replicas_path, json!(replicas));
+                        if !wanted["spec"]["replicas"].is_null() {
+                            set_at(&mut config, &info.spec_replicas_path, json!(replicas));
+                        }
                         field_manager::apply(t, &mut inst, &live, &config, Some("scale"), opts)?
                     }
                     _ => {
