@@ -499,6 +499,19 @@ pub fn validate(v: &Value, t: &Type) -> Result<(), Error> {
     validate_at(v, t, &mut Vec::new())
 }
 
+/// [`validate`] for the fields of an object other than `skip` (say, `metadata`, which
+/// its owner validates with its own wording).
+pub fn validate_except(v: &Value, t: &Type, skip: &[&str]) -> Result<(), Error> {
+    let Value::Object(m) = v else {
+        return validate(v, t);
+    };
+    for (k, val) in m.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
+        let ft = t.field(k).cloned().unwrap_or_else(|| Type::Untyped.into());
+        validate_at(val, &ft, &mut vec![PathElement::Field(k.clone())])?;
+    }
+    Ok(())
+}
+
 fn validate_at(v: &Value, t: &Type, path: &mut Path) -> Result<(), Error> {
     let ty = t.resolve(v);
     match (&*ty, v) {

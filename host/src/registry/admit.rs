@@ -97,9 +97,12 @@ impl Registry {
         let mut errors = check.errors;
         if opts.partial {
             errors.retain(|e| e.type_ != FieldErrorType::Required);
-        } else if let Err(e) = structured_merge::typed::validate(&body, &version.merge_type) {
+        } else if let Err(e) =
+            structured_merge::typed::validate_except(&body, &version.merge_type, &["metadata"])
+        {
             // List map items need their keys, once each; set items once each: what
-            // apply and strategic merge identify items by.
+            // apply and strategic merge identify items by. (ObjectMeta's lists are
+            // validated with kube's own wording later.)
             errors.push(FieldError::new(
                 FieldErrorType::Invalid,
                 e.path.trim_start_matches('.'),
