@@ -9,11 +9,15 @@
 //! - [`managed`]: `metadata.managedFields`, decoded and encoded as kube-apiserver does;
 //! - [`updater`]: updates and applies with ownership, conflicts and removal of fields
 //!   a manager stopped applying, across versions through a [`updater::Versions`];
+//! - [`field_manager`]: kube-apiserver's field manager around the updater (manager
+//!   identifiers, times, stripped metadata, before-first-apply, the manager cap,
+//!   kubectl's move from client-side apply);
 //! - [`strategic`]: strategic merge patch (`application/strategic-merge-patch+json`)
 //!   driven by the same schema.
 //!
 //! It knows nothing of HTTP or storage: the host calls it with objects and versions.
 
+pub mod field_manager;
 pub mod managed;
 pub mod path;
 pub mod schema;

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+use structured_merge::field_manager::{FieldManager, LAST_APPLIED};
 use structured_merge::managed::{Managed, ManagerId, Operation};
-use structured_merge::updater::{ApplyError, FieldManager, Versions, LAST_APPLIED};
+use structured_merge::updater::{ApplyError, Versions};
 use structured_merge::Type;
 
 /// `g/v1` has `spec.replicas`; `g/v2` calls it `spec.size`. Both have `spec.ports`, a

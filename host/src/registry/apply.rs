@@ -49,17 +49,7 @@ impl Registry {
                 t.api_version()
             )));
         }
-        match meta::name(&config) {
-            "" => {
-                meta::meta_mut(&mut config).insert("name".into(), Value::String(name.into()));
-            }
-            n if n != name => {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )))
-            }
-            _ => {}
-        }
+        meta::name_from_url(&mut config, name)?;
         let mut admitted = Vec::new();
         let partial = WriteOptions {
             partial: true,

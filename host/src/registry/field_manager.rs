@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+use structured_merge::field_manager::FieldManager;
 use structured_merge::path::{display, PathElement};
 use structured_merge::set::Set;
-use structured_merge::updater::{ApplyError, FieldManager, Versions};
+use structured_merge::updater::{ApplyError, Versions};
 use structured_merge::Type;
 
 use super::options::WriteOptions;

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::api::resource::is_dns_subdomain;
 use crate::api::selectors::{is_label_key, is_label_value};
-use crate::api::FieldError;
+use crate::api::{ApiError, ApiResult, FieldError};
 
 const DNS_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
@@ -257,6 +257,25 @@ pub(super) fn set_managed_fields(obj: &mut Value, managed: Option<Value>) {
         Some(v) => m.insert("managedFields".into(), v),
         None => m.remove("managedFields"),
     };
+}
+
+/// The name a write's body gives must be the URL's; an empty one becomes it.
+pub(super) fn name_from_url(body: &mut Value, name: &str) -> ApiResult<()> {
+    match self::name(body) {
+        "" => {
+            meta_mut(body).insert("name".into(), Value::String(name.into()));
+            Ok(())
+        }
+        n if n != name => Err(name_mismatch(n, name)),
+        _ => Ok(()),
+    }
+}
+
+/// kube-apiserver's 400 for a body naming another object than the URL.
+pub(super) fn name_mismatch(in_body: &str, name: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "the name of the object ({in_body}) does not match the name on the URL ({name})"
+    ))
 }
 
 #[cfg(test)]

@@ -158,11 +158,7 @@ impl Registry {
                 match wanted["metadata"]["name"].as_str() {
                     None | Some("") => {}
                     Some(n) if n == name => {}
-                    Some(n) => {
-                        return Err(ApiError::bad_request(format!(
-                        "the name of the object ({n}) does not match the name on the URL ({name})"
-                    )))
-                    }
+                    Some(n) => return Err(meta::name_mismatch(n, name)),
                 }
                 // A resourceVersion in the Scale is a precondition on the object's.
                 if let Some(rv) = wanted["metadata"]["resourceVersion"]

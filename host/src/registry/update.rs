@@ -104,17 +104,7 @@ impl Registry {
         let r = t.resource();
         let mut admitted = Vec::new();
         let mut body = self.admit_body(t, body, opts, &mut admitted)?;
-        match meta::name(&body) {
-            "" => {
-                meta::meta_mut(&mut body).insert("name".into(), Value::String(name.into()));
-            }
-            n if n != name => {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )))
-            }
-            _ => {}
-        }
+        meta::name_from_url(&mut body, name)?;
         let precondition = match body["metadata"]["resourceVersion"].as_str() {
             Some(rv) if !rv.is_empty() => Some(parse_body_rv(t, name, rv)?),
             _ => None,
@@ -193,10 +183,7 @@ impl Registry {
                     _ => {}
                 }
                 if meta::name(&doc) != name {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({}) does not match the name on the URL ({name})",
-                        meta::name(&doc)
-                    )));
+                    return Err(meta::name_mismatch(meta::name(&doc), name));
                 }
                 let body = self.admit_body(t, doc, opts, &mut warnings)?;
                 let mut defaulted = hooks(|| inst.default(body))?;
