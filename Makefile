@@ -58,6 +58,8 @@ plugins: setup example-plugins
 	  cp $(GUEST_OUT)/examples/$$n.wasm target/test-plugins/$$n.wasm; done
 	$(CARGO) build --profile guest --target $(WASM_TARGET) -p hello --features pinned-images
 	@cp $(GUEST_OUT)/hello.wasm target/test-plugins/hello-pinned.wasm
+	$(CARGO) build --profile guest --target $(WASM_TARGET) -p hello --features lossy-convert
+	@cp $(GUEST_OUT)/hello.wasm target/test-plugins/hello-lossy.wasm
 	@ls -l target/plugins/*.wasm
 	@$(MAKE) --no-print-directory lang-plugins
 

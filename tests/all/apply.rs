@@ -603,11 +603,7 @@ async fn kube_rs_patch_apply() {
     use kube::api::{Api, DynamicObject, Patch, PatchParams};
     use kube::core::{ApiResource, GroupVersionKind};
     let s = lists_server();
-    let kubeconfig = kube::config::Kubeconfig::read_from(&s.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let client = s.kube_client().await;
     let gvk = GroupVersionKind::gvk("test.wasm-apiserver.dev", "v1", "Lister");
     let api: Api<DynamicObject> = Api::namespaced_with(
         client,

@@ -208,7 +208,11 @@ async fn bad_files_never_replace_a_working_plugin() {
     let s = Server::start();
     let c = s.client();
     let hello = hello_path(&s);
-    assert_eq!(create(&s, &c, "kept", "nginx").await.0, StatusCode::CREATED);
+    // Pinned, so that the pinned build passes the upgrade gate.
+    assert_eq!(
+        create(&s, &c, "kept", "nginx:1.27").await.0,
+        StatusCode::CREATED
+    );
 
     // A half-written file (the writer pauses longer than the debounce): refused; the
     // working build serves; the rest of the write brings the new build.
@@ -317,7 +321,9 @@ async fn bad_files_never_replace_a_working_plugin() {
 async fn no_request_fails_while_the_plugin_is_swapped_20_times() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
-    let s = Arc::new(Server::start());
+    // The swaps go to a stricter build while unpinned objects are stored, which the
+    // upgrade gate refuses (plugin_safety tests that): skipped here, on purpose.
+    let s = Arc::new(Server::start_with(&["--upgrade-gate", "skip"]));
     let c = s.client();
     assert_eq!(create(&s, &c, "seed", "nginx").await.0, StatusCode::CREATED);
     let mut watch = Events::open(&c, &format!("{}{FOOS}?watch=true", s.url)).await;
@@ -401,7 +407,9 @@ async fn no_request_fails_while_the_plugin_is_swapped_20_times() {
 /// convert and reload like Cranelift's.
 #[tokio::test(flavor = "multi_thread")]
 async fn winch_compiled_plugins_serve_convert_and_reload() {
-    let s = Server::start_with(&["--plugin-compiler", "winch"]);
+    // The stored Foo has hello's default image, which the pinned build would refuse:
+    // the upgrade gate is skipped to test the reload itself.
+    let s = Server::start_with(&["--plugin-compiler", "winch", "--upgrade-gate", "skip"]);
     let c = s.client();
     let v1 = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
                     "metadata": {"name": "w"}, "spec": {"msg": "hi"}});

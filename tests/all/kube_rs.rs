@@ -15,11 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 async fn client(s: &Server) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&s.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
+    s.kube_client().await
 }
 
 fn foo_resource() -> ApiResource {

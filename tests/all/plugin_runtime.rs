@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 use wasm_apiserver::plugin::{
-    Operation, Plugin, PluginEngine, PluginError, PluginRegistry, RequestInfo, RuntimeLimits,
-    Scope, UserInfo,
+    Operation, Plugin, PluginEngine, PluginError, PluginRegistry, QuarantinePolicy, RequestInfo,
+    RuntimeLimits, Scope, UserInfo,
 };
 
 fn engine() -> PluginEngine {
@@ -425,6 +425,36 @@ fn misbehaving_hooks_fail_with_a_clear_error_and_the_plugin_keeps_serving() {
         hello.instance().unwrap().default(foo.clone()).unwrap()["spec"]["image"],
         "busybox"
     );
+
+    // Four failures so far (trap, deadline, memory, print's trap; deliberate errors and
+    // malformed results do not count). A fifth within a minute quarantines this build:
+    // no hook of it is called again, and the error says why.
+    assert!(!plugin.is_quarantined());
+    call("trap");
+    let Err(e) = plugin.instance() else {
+        panic!("a quarantined build gives no instance")
+    };
+    assert!(matches!(e, PluginError::Quarantined { .. }), "{e}");
+    assert!(
+        e.to_string().starts_with(
+            "plugin misbehave.wasm is quarantined: 5 hook failures within 60s, the last: \
+             plugin misbehave.wasm: default trapped"
+        ),
+        "{e}"
+    );
+    use std::sync::atomic::Ordering::Relaxed;
+    let default = &plugin.health.hooks[1];
+    assert_eq!(
+        (
+            default.traps.load(Relaxed),
+            default.timeouts.load(Relaxed),
+            default.out_of_memory.load(Relaxed),
+            default.errors.load(Relaxed),
+        ),
+        (2, 1, 1, 3)
+    );
+    // The other plugin is not affected.
+    assert!(hello.instance().unwrap().default(foo).is_ok());
 }
 
 #[test]
@@ -461,6 +491,11 @@ fn instances_are_reused_within_the_limit_and_dropped_after_a_failure() {
                 call_deadline: Duration::from_millis(300),
                 instance_reuse: reuse,
                 pool_size: 4,
+                // This test traps on purpose, more often than quarantine allows.
+                quarantine: QuarantinePolicy {
+                    threshold: 0,
+                    ..QuarantinePolicy::default()
+                },
                 ..RuntimeLimits::default()
             },
             None,

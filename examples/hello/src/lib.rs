@@ -281,7 +281,13 @@ pub fn v2_to_v1(foo: FooV2) -> Result<FooV1, String> {
             .get_or_insert_with(BTreeMap::new)
             .insert(V2_FIELDS_ANNOTATION.into(), text);
     }
-    let config = foo.spec.config.unwrap_or_default();
+    #[allow(unused_mut, reason = "only the lossy test build changes it")]
+    let mut config = foo.spec.config.unwrap_or_default();
+    // The broken build the upgrade gate must refuse.
+    #[cfg(feature = "lossy-convert")]
+    {
+        config.msg1 = None;
+    }
     Ok(FooV1 {
         api_version: format!("{GROUP}/v1"),
         kind: foo.kind,

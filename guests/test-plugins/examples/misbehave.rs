@@ -4,6 +4,7 @@
 //! its own modes: `admit-trap` traps, `admit-deny` denies, `readloop` lists its own kind
 //! without end, `undeclared` reads a kind it did not declare and `unserved` a declared
 //! kind nobody serves (both deny with the read's error), `readself` lists its own kind and warns how many it saw. Otherwise it behaves.
+//! It serves `v1` (storage) and `v2`, which differ only in their apiVersion.
 
 use wasm_apiserver_sdk::bindings::exports::wasm_apiserver::plugin::hooks::Guest;
 use wasm_apiserver_sdk::reads::{self, ListOptions};
@@ -51,6 +52,7 @@ impl Guest for Misbehave {
                     .storage()
                     .column("Mode", "string", ".spec.mode", 0),
             )
+            .version(VersionBuilder::new("v2").column("Mode", "string", ".spec.mode", 0))
             .reads("test.wasm-apiserver.dev", "v1", "misbehavers")
             .reads("nobody.example.com", "v1", "ghosts")
             .build()
@@ -58,8 +60,17 @@ impl Guest for Misbehave {
     fn default(obj: String) -> Result<String, String> {
         act(&obj)
     }
-    fn convert(objs: Vec<String>, _to: String) -> Result<Vec<String>, String> {
-        let mut out = objs.iter().map(|o| act(o)).collect::<Result<Vec<_>, _>>()?;
+    fn convert(objs: Vec<String>, to: String) -> Result<Vec<String>, String> {
+        let mut out = objs
+            .iter()
+            .map(|o| {
+                act(o)?;
+                let mut v: serde_json::Value =
+                    serde_json::from_str(o).map_err(|e| e.to_string())?;
+                v["apiVersion"] = format!("test.wasm-apiserver.dev/{to}").into();
+                Ok(v.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         if objs.iter().any(|o| mode(o) == "short") {
             out.pop();
         }

@@ -276,6 +276,17 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        // As kube-apiserver's ErrorNegotiated: a Status that suggests a delay says so
+        // in Retry-After too.
+        if let Some(secs) = self
+            .details
+            .as_ref()
+            .and_then(|d| d["retryAfterSeconds"].as_u64())
+            .filter(|s| *s > 0)
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }

@@ -95,11 +95,17 @@ pub fn row(version: &VersionInfo, obj: &Value, cells: &[Cell], include: IncludeO
     match include {
         IncludeObject::None => {}
         IncludeObject::Metadata => {
-            r["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta});
+            r["object"] = partial_object_metadata(obj, "meta.k8s.io/v1");
         }
         IncludeObject::Object => r["object"] = obj.clone(),
     }
     r
+}
+
+/// An object's metadata alone, as `meta.k8s.io`'s `PartialObjectMetadata` (the same
+/// in every version of the kind: no conversion needed).
+pub fn partial_object_metadata(obj: &Value, api_version: &str) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": obj["metadata"]})
 }
 
 /// A Table from its rows.

@@ -131,7 +131,9 @@ pub fn etag_of(v: &Value) -> String {
 }
 
 impl Documents {
-    pub fn build(catalog: &PluginCatalog) -> Self {
+    /// The documents of `catalog`; `hashed` names the version each kind's
+    /// `storageVersionHash` is computed from (the old one while a migration runs).
+    pub fn build(catalog: &PluginCatalog, hashed: impl Fn(&ResourceInfo) -> String) -> Self {
         let mut group_list = Vec::new();
         let mut groups = Map::new();
         let mut resource_lists = Map::new();
@@ -171,7 +173,7 @@ impl Documents {
                         "categories": r.categories,
                     });
                     if !r.is_computed() {
-                        main["storageVersionHash"] = json!(storage_version_hash(r));
+                        main["storageVersionHash"] = json!(storage_version_hash(r, &hashed(r)));
                     }
                     resources.push(main);
                     let mut agg = json!({
@@ -403,9 +405,9 @@ fn upper_first(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn storage_version_hash(r: &ResourceInfo) -> String {
+fn storage_version_hash(r: &ResourceInfo, version: &str) -> String {
     use base64::Engine as _;
-    let d = Sha256::digest(format!("{}/{}/{}", r.group, r.storage_version, r.kind).as_bytes());
+    let d = Sha256::digest(format!("{}/{version}/{}", r.group, r.kind).as_bytes());
     base64::engine::general_purpose::STANDARD.encode(&d[..8])
 }
 

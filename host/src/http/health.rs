@@ -52,16 +52,55 @@ async fn readiness(state: &AppState) -> Vec<(&'static str, Result<String, String
         .map(|_| String::new())
         .map_err(|e| e.to_string());
     let catalog = state.registry.plugins.snapshot();
-    let plugins = if catalog.errors.is_empty() {
-        Ok(String::new())
-    } else {
+    let mut notes = Vec::new();
+    if !catalog.errors.is_empty() {
         let errs: Vec<String> = catalog.errors.iter().map(|e| e.to_string()).collect();
-        Ok(format!(
-            " ({} failed to load: {})",
+        notes.push(format!(
+            "{} failed to load: {}",
             errs.len(),
             errs.join("; ")
-        ))
-    };
+        ));
+    }
+    // A quarantined plugin is a warning, not a failure: the other kinds serve, and
+    // its own still serves reads in the storage version and deletes.
+    let quarantined: Vec<String> = catalog
+        .plugins
+        .iter()
+        .filter_map(|p| {
+            let q = p.health.quarantined()?;
+            let since = jiff::Timestamp::try_from(q.since)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            Some(format!(
+                "{} ({}) since {since}: {}",
+                p.name,
+                p.resource.qualified_plural(),
+                q.cause
+            ))
+        })
+        .collect();
+    if !quarantined.is_empty() {
+        notes.push(format!(
+            "warning: {} quarantined, serving only reads in the storage version and \
+             deletes: {}",
+            quarantined.len(),
+            quarantined.join("; ")
+        ));
+    }
+    for m in state.registry.migrations() {
+        use std::sync::atomic::Ordering::Relaxed;
+        notes.push(format!(
+            "migrating {} from {} to {}: {} objects rewritten",
+            m.resource,
+            m.from,
+            m.to,
+            m.rewritten.load(Relaxed)
+        ));
+    }
+    let plugins = Ok(match notes.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", notes.join("; ")),
+    });
     let loading: Vec<String> = state
         .registry
         .watch

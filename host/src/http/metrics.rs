@@ -103,6 +103,50 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     write_families(&mut out, plugins, &catalog.plugins, |p| {
         format!("plugin=\"{}\"", p.name)
     });
+    let health: &[Family<Arc<crate::plugin::Plugin>>] = &[
+        (
+            "wasm_apiserver_plugin_quarantined",
+            "gauge",
+            "1 while the plugin's build is quarantined (its hooks are not called).",
+            |p| p.is_quarantined() as u8 as f64,
+        ),
+        (
+            "wasm_apiserver_plugin_busy_total",
+            "counter",
+            "Hook calls refused (429) because the plugin's maxConcurrentInstances were busy.",
+            |p| p.slots.refused.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_plugin_log_lines_dropped_total",
+            "counter",
+            "Log lines the plugin wrote past its logLinesPerSecond.",
+            |p| p.log_lines_dropped() as f64,
+        ),
+    ];
+    write_families(&mut out, health, &catalog.plugins, |p| {
+        format!("plugin=\"{}\"", p.name)
+    });
+    write_hook_metrics(&mut out, &catalog.plugins);
+    let migrations: &[Family<Arc<crate::registry::MigrationProgress>>] = &[
+        (
+            "wasm_apiserver_storage_migration_rewritten_total",
+            "counter",
+            "Objects a running storage version migration rewrote in the new version.",
+            |m| m.rewritten.load(Relaxed) as f64,
+        ),
+        (
+            "wasm_apiserver_storage_migration_skipped_total",
+            "counter",
+            "Objects a running storage version migration found already in the new version.",
+            |m| m.skipped.load(Relaxed) as f64,
+        ),
+    ];
+    write_families(&mut out, migrations, &state.registry.migrations(), |m| {
+        format!(
+            "resource=\"{}\",from=\"{}\",to=\"{}\"",
+            m.resource, m.from, m.to
+        )
+    });
     let failing: &[Family<crate::plugin::LoadError>] = &[(
         "wasm_apiserver_plugin_load_error",
         "gauge",
@@ -131,6 +175,53 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     resp
+}
+
+/// Per plugin and hook: failures by cause and a latency histogram.
+fn write_hook_metrics(out: &mut String, plugins: &[Arc<crate::plugin::Plugin>]) {
+    use crate::plugin::{HOOKS, LATENCY_BUCKETS};
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    let name = "wasm_apiserver_plugin_hook_failures_total";
+    let _ = writeln!(out, "# HELP {name} Hook calls that failed, by cause (error: the hook's own error or a malformed result).\n# TYPE {name} counter");
+    for p in plugins {
+        for (hook, s) in HOOKS.iter().zip(&p.health.hooks) {
+            for (cause, n) in [
+                ("error", &s.errors),
+                ("trap", &s.traps),
+                ("timeout", &s.timeouts),
+                ("out_of_memory", &s.out_of_memory),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{plugin=\"{}\",hook=\"{hook}\",cause=\"{cause}\"}} {}",
+                    p.name,
+                    n.load(Relaxed)
+                );
+            }
+        }
+    }
+    let name = "wasm_apiserver_plugin_hook_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time one hook call took.\n# TYPE {name} histogram"
+    );
+    for p in plugins {
+        for (hook, s) in HOOKS.iter().zip(&p.health.hooks) {
+            let labels = format!("plugin=\"{}\",hook=\"{hook}\"", p.name);
+            let mut sum = 0;
+            for (i, b) in s.buckets.iter().enumerate() {
+                sum += b.load(Relaxed);
+                let le = LATENCY_BUCKETS
+                    .get(i)
+                    .map_or("+Inf".to_string(), |b| b.to_string());
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {sum}");
+            }
+            let secs = s.nanos.load(Relaxed) as f64 / 1e9;
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {secs}");
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", s.calls.load(Relaxed));
+        }
+    }
 }
 
 /// A metric family: name, type, help, and how to read one item's value.

@@ -13,12 +13,19 @@ pub enum Output {
     Table,
     /// `application/json;as=APIGroupDiscoveryList;g=apidiscovery.k8s.io;v=v2`.
     Discovery,
+    /// `application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1` (or
+    /// v1beta1): what client-go's metadata client (the namespace controller's, the
+    /// garbage collector's) asks for. `list` says which of the two.
+    Metadata {
+        list: bool,
+        api_version: &'static str,
+    },
 }
 
 impl Output {
     pub fn content_type(self) -> &'static str {
         match self {
-            Output::Json | Output::Table => "application/json",
+            Output::Json | Output::Table | Output::Metadata { .. } => "application/json",
             Output::Yaml => "application/yaml",
             Output::Discovery => {
                 "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -50,6 +57,22 @@ fn parse_accept(accept: &str) -> Vec<MediaRange<'_>> {
 /// Pick the first acceptable representation, in the client's order. `table` and
 /// `discovery` say whether this endpoint can produce those.
 pub fn choose(headers: &HeaderMap, table: bool, discovery: bool) -> ApiResult<Output> {
+    choose_among(headers, table, discovery, None)
+}
+
+/// [`choose`] for reads of objects: JSON, YAML, Table, and metadata only (a
+/// `PartialObjectMetadataList` for a `list`, a `PartialObjectMetadata` for one
+/// object or a watch's events).
+pub fn choose_read(headers: &HeaderMap, list: bool) -> ApiResult<Output> {
+    choose_among(headers, true, false, Some(list))
+}
+
+fn choose_among(
+    headers: &HeaderMap,
+    table: bool,
+    discovery: bool,
+    metadata: Option<bool>,
+) -> ApiResult<Output> {
     let accept = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -80,6 +103,19 @@ pub fn choose(headers: &HeaderMap, table: bool, discovery: bool) -> ApiResult<Ou
                     && param("v") == Some("v2") =>
             {
                 return Ok(Output::Discovery);
+            }
+            Some(kind @ ("PartialObjectMetadata" | "PartialObjectMetadataList"))
+                if json_like && param("g") == Some("meta.k8s.io") =>
+            {
+                let list = kind == "PartialObjectMetadataList";
+                let api_version = match param("v") {
+                    Some("v1") => "meta.k8s.io/v1",
+                    Some("v1beta1") => "meta.k8s.io/v1beta1",
+                    _ => continue,
+                };
+                if metadata == Some(list) {
+                    return Ok(Output::Metadata { list, api_version });
+                }
             }
             Some(_) => {}
             None if json_like => return Ok(Output::Json),
@@ -126,6 +162,33 @@ mod tests {
         assert_eq!(
             choose(&accept("application/yaml"), true, false).unwrap(),
             Output::Yaml
+        );
+        // client-go's metadata client: protobuf first, then JSON.
+        let meta_list = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+        assert_eq!(
+            choose_read(&accept(meta_list), true).unwrap(),
+            Output::Metadata {
+                list: true,
+                api_version: "meta.k8s.io/v1"
+            }
+        );
+        // A list's media type for one object: the next one the client accepts.
+        assert_eq!(
+            choose_read(&accept(meta_list), false).unwrap(),
+            Output::Json
+        );
+        assert_eq!(
+            choose(&accept(meta_list), true, false).unwrap(),
+            Output::Json
+        );
+        assert_eq!(
+            choose_read(
+                &accept("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+                true
+            )
+            .unwrap_err()
+            .code,
+            406
         );
         assert_eq!(
             choose(

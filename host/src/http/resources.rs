@@ -95,6 +95,16 @@ pub(super) async fn apis(
     }
 }
 
+/// The target a read answers from: for metadata only, the storage version (metadata
+/// is the same in every version, so no conversion runs, and a quarantined plugin's
+/// objects stay readable for the namespace controller and the garbage collector).
+fn metadata_target(t: &Target, out: Output) -> Target {
+    match out {
+        Output::Metadata { .. } => t.in_version(&t.resource().storage_version),
+        _ => t.clone(),
+    }
+}
+
 /// kube-apiserver's `requestTimeoutUpperBound` for create, update, patch and delete.
 const WRITE_TIMEOUT_UPPER_BOUND: Duration = Duration::from_secs(34);
 
@@ -258,17 +268,29 @@ async fn serve_apis(
                     )],
                 ));
             }
-            let out = negotiate::choose(&headers, true, false)?;
+            let out = negotiate::choose_read(&headers, true)?;
             let opts = list_options(&query, r)?;
             let list = match r.is_computed() {
                 true => registry.computed_list(&target, &opts).await?,
-                false => registry.list(&target, &opts).await?,
+                false => registry.list(&metadata_target(&target, out), &opts).await?,
             };
             let mut list_meta = json!({"resourceVersion": list.resource_version.to_string()});
             if let Some(c) = &list.continue_token {
                 list_meta["continue"] = json!(c);
             }
-            if out == Output::Table {
+            if let Output::Metadata { api_version, .. } = out {
+                let items: Vec<_> = list
+                    .items
+                    .iter()
+                    .map(|o| table::partial_object_metadata(o, api_version))
+                    .collect();
+                json_response(
+                    StatusCode::OK,
+                    out,
+                    &json!({"kind": "PartialObjectMetadataList", "apiVersion": api_version,
+                            "metadata": list_meta, "items": items}),
+                )
+            } else if out == Output::Table {
                 let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
                     .map_err(ApiError::bad_request)?;
                 let cells = registry.print(&target, &list.items)?;
@@ -306,6 +328,15 @@ async fn serve_apis(
             let opts = list_options(&query, r)?;
             let del = delete_options(&query, &body)?;
             let list = registry.delete_collection(&target, &opts, &del).await?;
+            if target.plugin.is_quarantined() && target.version != r.storage_version {
+                // Deleted without the plugin, so not converted: a Status says it.
+                return Ok(json_response(
+                    StatusCode::OK,
+                    out,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                            "details": {"group": r.group, "kind": r.plural}}),
+                ));
+            }
             json_response(
                 StatusCode::OK,
                 out,
@@ -316,13 +347,23 @@ async fn serve_apis(
             )
         }
         (Some(name), Method::GET) => {
-            let out = negotiate::choose(&headers, true, false)?;
+            let out = negotiate::choose_read(&headers, false)?;
             let rv = query.get("resourceVersion").map(String::as_str);
             let obj = match r.is_computed() {
                 true => registry.computed_get(&target, name).await?,
-                false => registry.get(&target, name, rv).await?,
+                false => {
+                    registry
+                        .get(&metadata_target(&target, out), name, rv)
+                        .await?
+                }
             };
-            if out == Output::Table {
+            if let Output::Metadata { api_version, .. } = out {
+                json_response(
+                    StatusCode::OK,
+                    out,
+                    &table::partial_object_metadata(&obj, api_version),
+                )
+            } else if out == Output::Table {
                 let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
                     .map_err(ApiError::bad_request)?;
                 let cells = registry.print(&target, std::slice::from_ref(&obj))?;

@@ -31,9 +31,13 @@ pub(super) async fn watch(
         // Computed from nothing it could follow: no changes to send.
         return Err(ApiError::method_not_allowed("watch", &r.kind));
     }
-    let out = negotiate::choose(headers, true, false)?;
+    let out = negotiate::choose_read(headers, false)?;
     let encoding = match out {
         Output::Json => Encoding::Json(t.version.as_str().into()),
+        // Metadata is the same in every version: the storage version's, unconverted.
+        Output::Metadata { api_version, .. } => {
+            Encoding::Metadata(r.storage_version.as_str().into(), api_version)
+        }
         Output::Table => Encoding::Table(
             t.version.as_str().into(),
             IncludeObject::parse(query.get("includeObject").map(String::as_str))

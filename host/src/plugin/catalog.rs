@@ -6,7 +6,9 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use super::budget::{Budget, GateMode, LogLimiter, PluginSettings, Slots};
 use super::engine::PluginEngine;
+use super::health::Health;
 use super::loaded::Plugin;
 use super::state::{InstancePool, PluginStats};
 use super::world::{WorldPre, WORLDS};
@@ -38,7 +40,8 @@ impl Plugin {
         Self::from_bytes(engine, &name, path, &bytes).map_err(err)
     }
 
-    /// Load a plugin from its bytes; `name` labels it in errors and logs.
+    /// Load a plugin from its bytes; `name` labels it in errors and logs. Its budget is
+    /// the engine's limits with the settings file beside `path` (if any) applied.
     pub fn from_bytes(
         engine: &PluginEngine,
         name: &str,
@@ -46,6 +49,12 @@ impl Plugin {
         bytes: &[u8],
     ) -> anyhow::Result<Plugin> {
         check_component_header(bytes)?;
+        let settings = PluginSettings::read(path)?;
+        let budget = match &settings {
+            Some((s, _)) => Budget::resolve(&engine.limits.budget(), s, engine.limits.memory_bytes)
+                .with_context(|| format!("{}", PluginSettings::path_for(path).display()))?,
+            None => engine.limits.budget(),
+        };
         let digest = hex::encode(Sha256::digest(bytes));
         let (component, from_cache) = engine
             .compile(bytes, &digest)
@@ -66,6 +75,11 @@ impl Plugin {
             engine: engine.clone(),
             stats: PluginStats::default(),
             pool: InstancePool::default(),
+            health: Health::new(budget.quarantine),
+            log: Arc::new(LogLimiter::new(budget.log_lines_per_second)),
+            budget,
+            settings: settings.map(|(_, text)| text),
+            slots: Slots::default(),
         };
         let described = plugin.instance()?.describe()?;
         plugin.resource = ResourceInfo::from_wit(described).map_err(anyhow::Error::msg)?;
@@ -255,6 +269,16 @@ impl PluginRegistry {
     /// (group, kind, plural, scope or storage version), leaves the working plugin in
     /// place and is listed in [`PluginCatalog::errors`].
     pub fn reload_file(&self, path: &Path) -> Reload {
+        self.reload_file_gated(path, |_| Ok(()))
+    }
+
+    /// [`Self::reload_file`], where a new build that would replace a serving one must
+    /// first pass `gate` (the upgrade gate), unless its budget skips the gate.
+    pub fn reload_file_gated(
+        &self,
+        path: &Path,
+        gate: impl FnOnce(&Plugin) -> Result<(), String>,
+    ) -> Reload {
         let _one = crate::sync::lock(&self.reloading);
         let cur = self.snapshot();
         let old = cur.plugins.iter().find(|p| p.path == path).cloned();
@@ -284,7 +308,11 @@ impl PluginRegistry {
             }
         };
         let digest = hex::encode(Sha256::digest(&bytes));
-        if old.as_ref().is_some_and(|p| p.digest == digest) {
+        let settings = std::fs::read_to_string(PluginSettings::path_for(path)).ok();
+        if old
+            .as_ref()
+            .is_some_and(|p| p.digest == digest && p.settings == settings)
+        {
             if next.errors.len() != cur.errors.len() {
                 self.swap(next);
             }
@@ -300,6 +328,12 @@ impl PluginRegistry {
                 Some(o) => compatible(&o.resource, &p.resource).map(|()| p),
                 None => Ok(p),
             })
+            .and_then(
+                |p| match old.is_some() && p.budget.upgrade_gate == GateMode::Enforce {
+                    true => gate(&p).map(|()| p),
+                    false => Ok(p),
+                },
+            )
             .and_then(|p| {
                 next.plugins.retain(|q| q.path != path);
                 next.insert(p).map_err(|e| e.cause)
@@ -319,6 +353,13 @@ impl PluginRegistry {
             return Reload::Failed(err);
         }
         next.plugins.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(q) = old.as_ref().and_then(|o| o.health.quarantined()) {
+            tracing::info!(
+                plugin = %name,
+                since = ?q.since,
+                "quarantine ended: a new build replaces the quarantined one"
+            );
+        }
         let new = next
             .plugins
             .iter()
@@ -355,12 +396,7 @@ fn compatible(old: &ResourceInfo, new: &ResourceInfo) -> Result<(), String> {
             old.scope, new.scope
         ));
     }
-    if old.storage_version != new.storage_version {
-        return Err(format!(
-            "the new version changes the storage version of {was} from {} to {}; restart \
-             the server to change it",
-            old.storage_version, new.storage_version
-        ));
-    }
+    // A new storage version is fine: stored objects are read through conversion and
+    // migrated in the background (registry::migration).
     Ok(())
 }

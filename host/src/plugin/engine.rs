@@ -45,6 +45,29 @@ pub struct RuntimeLimits {
     /// the CPUs, between 4 and 16 (idle instances hold slots of the shared pooling
     /// allocator: a Python instance takes 14 of its `4 × max_instances` core instances).
     pub pool_size: usize,
+    /// Hook calls of one plugin running at once; more wait up to the hook deadline,
+    /// then answer 429. Default 32.
+    pub max_concurrent: usize,
+    /// Lines per second one plugin may write to the server log. Default 100.
+    pub log_lines_per_second: u32,
+    /// When a plugin build is quarantined.
+    pub quarantine: super::QuarantinePolicy,
+    /// Whether a new build must pass the upgrade gate.
+    pub upgrade_gate: super::GateMode,
+}
+
+impl RuntimeLimits {
+    /// The budget of a plugin without a settings file.
+    pub fn budget(&self) -> super::Budget {
+        super::Budget {
+            memory_bytes: self.memory_bytes,
+            deadline: self.call_deadline,
+            max_concurrent: self.max_concurrent,
+            log_lines_per_second: self.log_lines_per_second,
+            quarantine: self.quarantine,
+            upgrade_gate: self.upgrade_gate,
+        }
+    }
 }
 
 /// The code generator: Cranelift optimizes (the default: hooks run fastest);
@@ -71,6 +94,10 @@ impl Default for RuntimeLimits {
             pool_size: std::thread::available_parallelism()
                 .map_or(4, |n| n.get() * 2)
                 .clamp(4, 16),
+            max_concurrent: 32,
+            log_lines_per_second: 100,
+            quarantine: super::QuarantinePolicy::default(),
+            upgrade_gate: super::GateMode::default(),
         }
     }
 }
@@ -150,9 +177,9 @@ impl PluginEngine {
         })
     }
 
-    /// Deadline in epoch ticks (at least one).
-    pub(crate) fn deadline_ticks(&self) -> u64 {
-        (self.limits.call_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+    /// A deadline in epoch ticks (at least one).
+    pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
+        (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
     }
 
     /// Compile a component, or load it from the precompiled cache. The cache key is the

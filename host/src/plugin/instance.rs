@@ -6,6 +6,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 
+use super::engine::PluginEngine;
 use super::loaded::Plugin;
 use super::output::{GuestOutput, Stream};
 use super::reads::{ReadBudgetExceeded, ReadScope, ReadSource, ReadsSpent};
@@ -27,9 +28,32 @@ fn json_text(obj: &Value) -> String {
 
 impl Plugin {
     /// An instance for one request's hooks: an idle one when the pool has it, else a
-    /// fresh one.
+    /// fresh one. A quarantined build has none: the error says why.
     pub fn instance(&self) -> Result<PluginInstance<'_>> {
+        if let Some(q) = self.health.quarantined() {
+            return Err(PluginError::Quarantined {
+                plugin: self.name.to_string(),
+                cause: q.cause,
+            });
+        }
         PluginInstance::new(self)
+    }
+
+    /// A stored object in this build's storage version: objects written before a
+    /// storage version migration finished are still in the old one.
+    pub fn in_storage_version(&self, obj: Value) -> Result<Value> {
+        let r = &self.resource;
+        let want = format!("{}/{}", r.group, r.storage_version);
+        if obj["apiVersion"].as_str() == Some(want.as_str()) {
+            return Ok(obj);
+        }
+        let mut out = self.instance()?.convert(&[obj], &r.storage_version)?;
+        Ok(out.remove(0))
+    }
+
+    /// Whether this build is quarantined (its hooks are not called).
+    pub fn is_quarantined(&self) -> bool {
+        self.health.is_quarantined()
     }
 
     /// Instances waiting in this plugin's pool.
@@ -69,10 +93,19 @@ impl<'p> PluginInstance<'p> {
         })
     }
 
-    /// Check an instance out for a hook call: an idle one, else a fresh one.
+    /// Check an instance out for a hook call: an idle one, else a fresh one; at most
+    /// the plugin's `max_concurrent` at once (waiting up to its deadline for one).
     fn checkout(&mut self) -> Result<&mut Live> {
         if self.live.is_none() {
             let plugin = self.plugin;
+            let budget = &plugin.budget;
+            if !plugin.slots.acquire(budget.max_concurrent, budget.deadline) {
+                return Err(PluginError::Busy {
+                    plugin: plugin.name.to_string(),
+                    limit: budget.max_concurrent,
+                    wait_ms: budget.deadline.as_millis() as u64,
+                });
+            }
             let live = match plugin.pool.take() {
                 Some(live) => {
                     // Forget what an earlier call wrote.
@@ -83,7 +116,7 @@ impl<'p> PluginInstance<'p> {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     live
                 }
-                None => Self::instantiate(plugin)?,
+                None => Self::instantiate(plugin).inspect_err(|_| plugin.slots.release())?,
             };
             self.live = Some(live);
         }
@@ -96,6 +129,7 @@ impl<'p> PluginInstance<'p> {
         let Some(mut live) = self.live.take() else {
             return;
         };
+        self.plugin.slots.release();
         live.uses += 1;
         let limits = &self.plugin.engine.limits;
         if std::mem::replace(&mut self.reusable, true) && live.uses < limits.instance_reuse {
@@ -113,14 +147,14 @@ impl<'p> PluginInstance<'p> {
     fn instantiate(plugin: &Plugin) -> Result<Live> {
         let started = std::time::Instant::now();
         let engine = &plugin.engine;
-        let stdout = GuestOutput::new(plugin.name.clone(), Stream::Stdout);
-        let stderr = GuestOutput::new(plugin.name.clone(), Stream::Stderr);
+        let stdout = GuestOutput::new(plugin.name.clone(), Stream::Stdout, plugin.log.clone());
+        let stderr = GuestOutput::new(plugin.name.clone(), Stream::Stderr, plugin.log.clone());
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout)
             .stderr(stderr.clone())
             .build();
         let limits = StoreLimitsBuilder::new()
-            .memory_size(engine.limits.memory_bytes)
+            .memory_size(plugin.budget.memory_bytes)
             .trap_on_grow_failure(true)
             .build();
         let mut store = Store::new(
@@ -130,11 +164,12 @@ impl<'p> PluginInstance<'p> {
                 table: ResourceTable::new(),
                 limits,
                 plugin: plugin.name.clone(),
+                log: plugin.log.clone(),
                 reads: None,
             },
         );
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(engine.deadline_ticks());
+        store.set_epoch_deadline(PluginEngine::deadline_ticks(plugin.budget.deadline));
         let bindings =
             plugin
                 .pre
@@ -165,15 +200,19 @@ impl<'p> PluginInstance<'p> {
         let plugin = self.plugin;
         let live = self.checkout()?;
         live.store
-            .set_epoch_deadline(plugin.engine.deadline_ticks());
+            .set_epoch_deadline(PluginEngine::deadline_ticks(plugin.budget.deadline));
         let started = std::time::Instant::now();
         let out = f(&live.bindings, &mut live.store);
         let stats = &plugin.stats;
         super::state::PluginStats::record(&stats.calls, &stats.call_nanos, started);
-        out.map_err(|e| {
+        let out = out.map_err(|e| {
             self.reusable = false;
             self.classify(hook, e)
-        })
+        });
+        plugin
+            .health
+            .record(hook, started.elapsed(), out.as_ref().map(|_| ()));
+        out
     }
 
     /// Run a hook that may read, with `source` answering its reads; what it read is
@@ -211,7 +250,7 @@ impl<'p> PluginInstance<'p> {
 
     fn classify(&self, hook: &'static str, e: wasmtime::Error) -> PluginError {
         let plugin = self.plugin.name.to_string();
-        let limits = &self.plugin.engine.limits;
+        let budget = &self.plugin.budget;
         if let Some(b) = e.downcast_ref::<ReadBudgetExceeded>() {
             return PluginError::ReadBudget {
                 plugin,
@@ -226,7 +265,7 @@ impl<'p> PluginInstance<'p> {
             return PluginError::Deadline {
                 plugin,
                 hook,
-                deadline_ms: limits.call_deadline.as_millis() as u64,
+                deadline_ms: budget.deadline.as_millis() as u64,
             };
         }
         if e.chain().any(|c| {
@@ -236,7 +275,7 @@ impl<'p> PluginInstance<'p> {
             return PluginError::OutOfMemory {
                 plugin,
                 hook,
-                limit_mib: limits.memory_bytes >> 20,
+                limit_mib: budget.memory_bytes >> 20,
             };
         }
         let said = self
@@ -262,6 +301,7 @@ impl<'p> PluginInstance<'p> {
     }
 
     fn hook_error(&self, hook: &'static str, message: String) -> PluginError {
+        self.plugin.health.record_error(hook);
         PluginError::Hook {
             plugin: self.plugin.name.to_string(),
             hook,
@@ -271,6 +311,7 @@ impl<'p> PluginInstance<'p> {
 
     fn malformed(&mut self, hook: &'static str, message: String) -> PluginError {
         self.reusable = false;
+        self.plugin.health.record_error(hook);
         PluginError::Malformed {
             plugin: self.plugin.name.to_string(),
             hook,

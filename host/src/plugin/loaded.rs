@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::budget::{Budget, LogLimiter, Slots};
 use super::engine::PluginEngine;
+use super::health::Health;
 use super::state::{InstancePool, PluginStats};
 use super::world::WorldPre;
 use crate::api::ResourceInfo;
@@ -25,6 +27,15 @@ pub struct Plugin {
     /// Time spent in this plugin, for `/metrics`.
     pub stats: PluginStats,
     pub(crate) pool: InstancePool,
+    /// What its hooks may use (the flags, and its settings file).
+    pub budget: Budget,
+    /// The settings file's text when it has one: a reload that changes it reloads.
+    pub settings: Option<String>,
+    /// Per-hook counters and quarantine.
+    pub health: Health,
+    /// Hook calls running now, capped at `budget.max_concurrent`.
+    pub slots: Slots,
+    pub(crate) log: Arc<LogLimiter>,
 }
 
 impl Plugin {
@@ -36,6 +47,11 @@ impl Plugin {
     /// The limits its hooks run under.
     pub fn limits(&self) -> &super::RuntimeLimits {
         &self.engine.limits
+    }
+
+    /// Log lines dropped by its log budget.
+    pub fn log_lines_dropped(&self) -> u64 {
+        self.log.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -16,9 +16,11 @@
 //! no arguments, no sockets; each line a plugin writes to stdout or stderr goes to the
 //! server log with the plugin's name.
 
+mod budget;
 mod catalog;
 mod describe;
 mod engine;
+mod health;
 mod instance;
 mod loaded;
 mod output;
@@ -30,8 +32,10 @@ pub use crate::api::resource::{
     is_dns_label, is_dns_subdomain, PrinterColumn, ResourceInfo, Scope, VersionInfo,
 };
 pub use crate::api::Cell;
+pub use budget::{Budget, GateMode, PluginSettings};
 pub use catalog::{LoadError, PluginCatalog, PluginRegistry, Reload};
 pub use engine::{Compiler, PluginEngine, RuntimeLimits};
+pub use health::{HookStats, Quarantine, QuarantinePolicy, HOOKS, LATENCY_BUCKETS};
 pub use instance::{
     Admission, AdmissionRequest, ComputeRequest, Denial, FieldError, FieldErrorType, Operation,
     PluginInstance, RequestInfo, SubresourceRequest, UserInfo, Validation,
@@ -95,6 +99,16 @@ pub enum PluginError {
     /// No instance could be created (e.g. the pool is exhausted).
     #[error("plugin {plugin}: cannot instantiate: {message}")]
     Instantiate { plugin: String, message: String },
+    /// The build is quarantined: its hooks are not called.
+    #[error("plugin {plugin} is quarantined: {cause}")]
+    Quarantined { plugin: String, cause: String },
+    /// Its `maxConcurrentInstances` calls were running and none ended in time.
+    #[error("plugin {plugin}: all {limit} of its concurrent hook calls (maxConcurrentInstances) are busy, and none ended within {wait_ms} ms")]
+    Busy {
+        plugin: String,
+        limit: usize,
+        wait_ms: u64,
+    },
 }
 
 pub type Result<T, E = PluginError> = std::result::Result<T, E>;

@@ -25,6 +25,7 @@ pub(crate) enum Stream {
 pub(crate) struct GuestOutput {
     plugin: Arc<str>,
     stream: Stream,
+    log: Arc<super::budget::LogLimiter>,
     state: Arc<Mutex<State>>,
 }
 
@@ -37,10 +38,15 @@ struct State {
 }
 
 impl GuestOutput {
-    pub(crate) fn new(plugin: Arc<str>, stream: Stream) -> Self {
+    pub(crate) fn new(
+        plugin: Arc<str>,
+        stream: Stream,
+        log: Arc<super::budget::LogLimiter>,
+    ) -> Self {
         GuestOutput {
             plugin,
             stream,
+            log,
             state: Arc::default(),
         }
     }
@@ -76,6 +82,9 @@ impl GuestOutput {
     }
 
     fn emit(&self, line: &[u8]) {
+        if !self.log.allow() {
+            return;
+        }
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches('\r');
         let plugin = &*self.plugin;
@@ -143,7 +152,8 @@ mod tests {
 
     #[test]
     fn keeps_the_tail_and_forgets_it_when_taken() {
-        let out = GuestOutput::new("p.wasm".into(), Stream::Stderr);
+        let log = Arc::new(super::super::budget::LogLimiter::new(0));
+        let out = GuestOutput::new("p.wasm".into(), Stream::Stderr, log);
         out.append(b"first line\nsecond ");
         out.append(b"half\n");
         assert_eq!(out.take_recent(), "first line\nsecond half\n");

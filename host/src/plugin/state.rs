@@ -45,6 +45,8 @@ pub struct CallState {
     pub(super) table: ResourceTable,
     pub(super) limits: StoreLimits,
     pub(super) plugin: std::sync::Arc<str>,
+    /// The plugin's log budget.
+    pub(super) log: std::sync::Arc<super::budget::LogLimiter>,
     /// Set while a hook that may read runs.
     pub(super) reads: Option<ReadScope>,
 }
@@ -60,6 +62,9 @@ impl WasiView for CallState {
 
 impl CallState {
     fn log(&self, level: tracing::Level, message: &str) {
+        if !self.log.allow() {
+            return;
+        }
         let plugin = &*self.plugin;
         match level {
             tracing::Level::TRACE => tracing::trace!(plugin, "{message}"),

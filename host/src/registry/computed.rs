@@ -230,6 +230,7 @@ impl Registry {
     ) -> bool {
         let object = match &req.encoding {
             Encoding::Json(_) => obj.clone(),
+            Encoding::Metadata(_, api_version) => table::partial_object_metadata(obj, api_version),
             Encoding::Table(_, include) => {
                 let Some(version) = t.resource().served_version(&t.version) else {
                     return false;

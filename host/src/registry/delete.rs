@@ -106,10 +106,15 @@ pub struct Deleted {
 }
 
 impl Registry {
-    /// DELETE: honours preconditions, finalizers and the propagation policy.
+    /// DELETE: honours preconditions, finalizers and the propagation policy. A
+    /// quarantined plugin's kind is still deleted, without its hooks (validate-delete,
+    /// admit): a broken build must not stall namespace deletion or garbage collection.
     pub async fn delete(&self, t: &Target, name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
         let r = t.resource();
-        let mut inst = hooks(|| t.plugin.instance())?;
+        let mut inst = match t.plugin.is_quarantined() {
+            true => None,
+            false => Some(hooks(|| t.plugin.instance())?),
+        };
         let writes = Writes {
             storage: self.storage.as_ref(),
             dry_run: opts.dry_run,
@@ -135,11 +140,13 @@ impl Registry {
                         return Err(ApiError::conflict_on_kind(r, name, &format!("the ResourceVersion in the precondition ({expected}) does not match the ResourceVersion in record ({rev}). The object might have been modified")));
                     }
                 }
-                let req = t.request(Operation::Delete, name, None, opts.dry_run);
-                let validation = hooks(|| inst.validate_delete(&req, &obj))?;
-                warnings.extend(validation.warnings);
-                invalid_if(r, name, validation.errors.into_iter().map(Into::into).collect())?;
-                self.admit_write(t, &mut inst, req, None, Some(&obj), &mut warnings)?;
+                if let Some(inst) = inst.as_mut() {
+                    let req = t.request(Operation::Delete, name, None, opts.dry_run);
+                    let validation = hooks(|| inst.validate_delete(&req, &obj))?;
+                    warnings.extend(validation.warnings);
+                    invalid_if(r, name, validation.errors.into_iter().map(Into::into).collect())?;
+                    self.admit_write(t, inst, req, None, Some(&obj), &mut warnings)?;
+                }
                 Ok(match Deletion::of(&obj, opts.propagation, r.default_propagation) {
                     Deletion::Now => {
                         removed = true;
@@ -161,7 +168,12 @@ impl Registry {
                 })
             })
             .await?;
-        let object = self.to_request_version(t, &mut inst, vec![out])?.remove(0);
+        let object = match inst.as_mut() {
+            Some(inst) => self.to_request_version(t, inst, vec![out])?.remove(0),
+            None if t.version == r.storage_version => out,
+            // No conversion without the plugin: kube's other answer to a delete.
+            None => success_status(r, &out),
+        };
         Ok(Deleted {
             object,
             removed,
@@ -169,16 +181,21 @@ impl Registry {
         })
     }
 
-    /// DELETE on a collection: delete every object the selectors match.
+    /// DELETE on a collection: delete every object the selectors match. For a
+    /// quarantined plugin the objects are listed in the storage version (no hook).
     pub async fn delete_collection(
         &self,
         t: &Target,
         list: &ListOptions,
         opts: &DeleteOptions,
     ) -> ApiResult<ListResult> {
+        let listing = match t.plugin.is_quarantined() {
+            true => t.in_version(&t.resource().storage_version),
+            false => t.clone(),
+        };
         let all = self
             .list(
-                t,
+                &listing,
                 &ListOptions {
                     limit: None,
                     continue_token: None,
@@ -210,6 +227,16 @@ impl Registry {
             continue_token: None,
         })
     }
+}
+
+/// A `Status` of success naming the deleted object, as kube-apiserver answers a
+/// delete of a kind that does not return the object.
+pub fn success_status(r: &crate::api::ResourceInfo, obj: &Value) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {"name": meta::name(obj), "group": r.group, "kind": r.plural,
+                    "uid": obj["metadata"]["uid"]},
+    })
 }
 
 #[cfg(test)]

@@ -27,7 +27,20 @@ impl ApiError {
 
 impl From<PluginError> for ApiError {
     fn from(e: PluginError) -> Self {
-        tracing::warn!(error = %e, "plugin failure");
-        ApiError::internal(e.to_string())
+        match &e {
+            // kube-apiserver's answer when a backend is out of service, with a delay
+            // clients honour (Retry-After).
+            PluginError::Quarantined { .. } => ApiError::unavailable(format!(
+                "{e}; reads in the storage version and deletes still work; load a fixed \
+                 build to end the quarantine"
+            ))
+            .with_details(serde_json::json!({"retryAfterSeconds": 10})),
+            PluginError::Busy { .. } => ApiError::new(429, "TooManyRequests", e.to_string())
+                .with_details(serde_json::json!({"retryAfterSeconds": 1})),
+            _ => {
+                tracing::warn!(error = %e, "plugin failure");
+                ApiError::internal(e.to_string())
+            }
+        }
     }
 }

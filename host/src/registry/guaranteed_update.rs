@@ -50,7 +50,7 @@ impl Registry {
         let key = t.key(name);
         for _ in 0..MAX_ATTEMPTS {
             let current = self.read_current(t, name).await?;
-            let obj = self.decode_stored(r, &current)?;
+            let obj = self.decode_stored(t, &current)?;
             let done = match decide(obj, current.revision)? {
                 Action::Unchanged(obj) => Ok(obj),
                 Action::Update(mut obj) => writes

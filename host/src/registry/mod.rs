@@ -38,6 +38,7 @@ mod errors;
 mod field_manager;
 mod guaranteed_update;
 pub mod meta;
+mod migration;
 mod namespace_lifecycle;
 mod options;
 mod read;
@@ -47,9 +48,11 @@ mod store;
 mod subresource;
 mod target;
 mod update;
+mod upgrade_gate;
 mod upstream;
 
 pub use delete::Deleted;
+pub use migration::MigrationProgress;
 pub use options::{
     manager_from_user_agent, DeleteOptions, DeleteOptionsWire, FieldValidation, ListOptions,
     ListResult, Outcome, PatchType, Propagation, WriteOptions, WriteVerb, MAX_FIELD_MANAGER_BYTES,
@@ -59,4 +62,5 @@ pub use scale::ScaleChange;
 pub use store::Registry;
 pub use subresource::SubresourceCall;
 pub use target::Target;
+pub use upgrade_gate::GateReport;
 pub use upstream::{NamespaceState, Upstream};

@@ -40,7 +40,7 @@ impl Registry {
             .await
             .map_err(|e| ApiError::from_storage(e, r, name))?
             .ok_or_else(|| ApiError::not_found(r, name))?;
-        let obj = self.decode_stored(t.resource(), &stored)?;
+        let obj = self.decode_stored(t, &stored)?;
         Ok(self.in_request_version(t, vec![obj])?.remove(0))
     }
 
@@ -120,7 +120,7 @@ impl Registry {
                     break;
                 }
                 last_key = Some(s.key.clone());
-                let obj = self.decode_stored(t.resource(), s)?;
+                let obj = self.decode_stored(t, s)?;
                 if selectors::matches(&opts.labels, &opts.fields, &obj) {
                     items.push(obj);
                 }
@@ -173,9 +173,11 @@ impl Registry {
     /// Table cells for objects read in the request's version. Objects the watch cache
     /// holds at the same revision print through it, which remembers the cells; the
     /// others print in one call.
+    /// A quarantined plugin prints nothing: its columns are empty (`<none>`), the
+    /// name and age are still there.
     pub fn print(&self, t: &Target, objs: &[Value]) -> ApiResult<Vec<Vec<crate::plugin::Cell>>> {
-        if objs.is_empty() {
-            return Ok(Vec::new());
+        if objs.is_empty() || t.plugin.is_quarantined() {
+            return Ok(vec![Vec::new(); objs.len()]);
         }
         self.through_cache(
             t,

@@ -27,6 +27,14 @@ pub struct Registry {
     /// The kind NamespaceLifecycle reads namespaces of, from the upstream (none: the
     /// check is off).
     pub namespaces: Option<crate::api::resource::ResourceRef>,
+    /// Storage version migrations running now, by resource.
+    pub(super) migrations: std::sync::Mutex<
+        std::collections::HashMap<String, Arc<super::migration::MigrationProgress>>,
+    >,
+    /// Bumped when a migration starts or ends (discovery's hashes change).
+    pub(super) migration_generation: std::sync::atomic::AtomicU64,
+    /// How long the upgrade gate may replay objects (`--upgrade-gate-budget`), in ms.
+    upgrade_gate_budget_ms: std::sync::atomic::AtomicU64,
 }
 
 /// Per object read, the watch cache's copy of it at the same revision, if it has one.
@@ -74,6 +82,9 @@ impl Registry {
             storage,
             namespaces,
             upstream,
+            upgrade_gate_budget_ms: 10_000.into(),
+            migrations: Default::default(),
+            migration_generation: Default::default(),
             watch: WatchCaches::new(watch),
             reads: Arc::new(super::reads::LocalReads {
                 registry: me.clone(),
@@ -81,20 +92,41 @@ impl Registry {
         })
     }
 
+    /// Bumped each time a storage version migration starts or ends.
+    pub fn migration_generation(&self) -> u64 {
+        self.migration_generation
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How long the upgrade gate may replay objects.
+    pub fn upgrade_gate_budget(&self) -> std::time::Duration {
+        use std::sync::atomic::Ordering::Relaxed;
+        std::time::Duration::from_millis(self.upgrade_gate_budget_ms.load(Relaxed))
+    }
+
+    pub fn set_upgrade_gate_budget(&self, budget: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.upgrade_gate_budget_ms
+            .store(budget.as_millis() as u64, Relaxed);
+    }
+
     /// The watch cache of a target's resource.
     pub fn cacher(&self, t: &Target) -> Arc<Cacher> {
         self.watch.get(&t.plugin, &self.storage)
     }
 
-    /// A stored object, with its resourceVersion. Bytes that are not a JSON object of
-    /// this resource's kind (written by someone else) are a 500 naming where they are.
-    pub(super) fn decode_stored(&self, r: &ResourceInfo, s: &Stored) -> ApiResult<Value> {
-        let mut obj = meta::decode_stored(r, &s.value).map_err(|why| {
+    /// A stored object in the storage version, with its resourceVersion. Bytes that
+    /// are not a JSON object of this resource's kind (written by someone else) are a
+    /// 500 naming where they are; one stored in another version (before a storage
+    /// version migration finished) is converted.
+    pub(super) fn decode_stored(&self, t: &Target, s: &Stored) -> ApiResult<Value> {
+        let obj = meta::decode_stored(t.resource(), &s.value).map_err(|why| {
             ApiError::internal(format!(
                 "the object stored at {} {why}",
                 self.storage.location(&s.key)
             ))
         })?;
+        let mut obj = hooks(|| t.plugin.in_storage_version(obj))?;
         set_rv(&mut obj, s.revision);
         Ok(obj)
     }
@@ -162,6 +194,11 @@ impl Registry {
     pub(super) fn in_request_version(&self, t: &Target, objs: Vec<Value>) -> ApiResult<Vec<Value>> {
         if t.version == t.resource().storage_version || objs.is_empty() {
             return Ok(objs);
+        }
+        // A quarantined build converts nothing, not even from what the cache remembers:
+        // every read in another version answers the same 503.
+        if t.plugin.is_quarantined() {
+            t.plugin.instance()?;
         }
         self.through_cache(
             t,

@@ -51,6 +51,14 @@ impl Target {
         }
     }
 
+    /// The same kind, namespace and user in another version.
+    pub fn in_version(&self, version: &str) -> Target {
+        Target {
+            version: version.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// What a plugin hook is told about the request.
     pub(super) fn request(
         &self,

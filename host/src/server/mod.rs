@@ -160,9 +160,35 @@ pub struct Flags {
     /// 16). Each holds the memory its guest touched (BENCHMARKS.md has the figures).
     #[arg(long)]
     pub plugin_pool_size: Option<usize>,
-    /// Linear memory cap per plugin instance, in MiB.
+    /// Linear memory cap per plugin instance, in MiB (a plugin's settings file may
+    /// lower it for that plugin).
     #[arg(long, default_value_t = 64)]
     pub plugin_memory_mib: usize,
+    /// Hook calls of one plugin running at once; more wait up to the hook deadline,
+    /// then answer 429 (a plugin's settings file may change it).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub plugin_max_concurrent: u32,
+    /// Log lines per second one plugin may write; the rest are dropped and counted
+    /// (0: no limit).
+    #[arg(long, default_value_t = 100)]
+    pub plugin_log_lines_per_second: u32,
+    /// Hook failures (traps, missed deadlines, out of memory) within
+    /// --quarantine-window that quarantine a plugin build: its kind then serves only
+    /// reads in the storage version and deletes until a new build is loaded (0: never).
+    #[arg(long, default_value_t = 5)]
+    pub quarantine_threshold: u32,
+    /// The window --quarantine-threshold counts failures in.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub quarantine_window: Duration,
+    /// Whether a new plugin build must pass the upgrade gate (stored objects replayed
+    /// through it) before it replaces the serving one: enforce, or skip for a
+    /// deliberate break.
+    #[arg(long, value_enum, default_value_t = crate::plugin::GateMode::Enforce)]
+    pub upgrade_gate: crate::plugin::GateMode,
+    /// How long the upgrade gate may replay objects; past it, the objects checked so
+    /// far are the sample.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub upgrade_gate_budget: Duration,
     /// Events kept per resource for watchers resuming from a resourceVersion; older
     /// ones get 410 Expired and relist.
     #[arg(long, default_value_t = 1000)]
@@ -217,6 +243,13 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         compiler: flags.plugin_compiler,
         instance_reuse: flags.plugin_instance_reuse,
         pool_size: flags.plugin_pool_size.unwrap_or(defaults.pool_size).max(1),
+        max_concurrent: flags.plugin_max_concurrent as usize,
+        log_lines_per_second: flags.plugin_log_lines_per_second,
+        quarantine: crate::plugin::QuarantinePolicy {
+            threshold: flags.quarantine_threshold,
+            window: flags.quarantine_window,
+        },
+        upgrade_gate: flags.upgrade_gate,
         ..defaults
     };
     let engine = PluginEngine::new(limits, Some(flags.data_dir.join("plugin-cache")))?;
@@ -270,10 +303,14 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             flags.namespace_source.clone()
         });
     let registry = Registry::new(plugins, storage, watch, upstream, namespaces);
+    registry.set_upgrade_gate_budget(flags.upgrade_gate_budget);
     // Start every resource's watch cache now, as kube-apiserver does: a client that
     // lists and then watches from the list's resourceVersion must find it inside the
     // cache's window, which begins when the cache loads.
     for plugin in catalog.plugins.iter().filter(|p| !p.resource.is_computed()) {
+        // The upgrade gate for a file changed while the server was down, and a
+        // storage version migration when the version changed (in the background).
+        registry.reconcile_build(plugin, true).await;
         registry.watch.get(plugin, &registry.storage);
     }
     let _hot_reload = match flags.dev || flags.watch_plugins {

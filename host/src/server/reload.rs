@@ -7,6 +7,7 @@
 //!   write's end triggers another reload).
 //! - Compiling happens on a blocking thread, off the request path; the catalog swap is
 //!   atomic. Requests that started on the old plugin finish on it.
+//! - A plugin's settings file (`hello.settings.yaml`) reloads its plugin.
 //! - The resource's watch cache is kept across a reload (its watchers keep streaming and
 //!   later events are converted by the new plugin); a removed resource's cache stops.
 
@@ -33,7 +34,12 @@ pub fn watch_plugins(dir: &Path, registry: Arc<Registry>) -> anyhow::Result<impl
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
             Ok(event) => {
                 for path in event.paths {
-                    if let Some(name) = path.file_name() {
+                    if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                        // A plugin's settings file reloads the plugin with them.
+                        let name = match name.strip_suffix(".settings.yaml") {
+                            Some(stem) => format!("{stem}.wasm"),
+                            None => name.to_string(),
+                        };
                         let _ = tx.send(folder.join(name));
                     }
                 }
@@ -100,7 +106,23 @@ pub async fn apply(registry: &Arc<Registry>, path: PathBuf) {
     let started = Instant::now();
     let r = registry.clone();
     let file = path.clone();
-    let outcome = match tokio::task::spawn_blocking(move || r.plugins.reload_file(&file)).await {
+    let budget = registry.upgrade_gate_budget();
+    let outcome = match tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Handle::current();
+        r.plugins.reload_file_gated(&file, |new| {
+            let report = runtime.block_on(r.upgrade_gate(new, budget));
+            let summary = report.summary(&new.name);
+            match report.passed() {
+                true => {
+                    tracing::info!(ms = report.took.as_millis() as u64, "{summary}");
+                    Ok(())
+                }
+                false => Err(summary),
+            }
+        })
+    })
+    .await
+    {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(file = %path.display(), error = %e, "hot reload: the reload panicked");
@@ -113,6 +135,7 @@ pub async fn apply(registry: &Arc<Registry>, path: PathBuf) {
             if !p.resource.is_computed() {
                 registry.watch.get(&p, &registry.storage);
             }
+            registry.reconcile_build(&p, false).await;
             if let Some(u) = &registry.upstream {
                 u.follow(&registry.plugins.snapshot());
             }

@@ -22,12 +22,15 @@ pub enum Encoding {
     Json(Arc<str>),
     /// A one-row `meta.k8s.io/v1` Table in this version.
     Table(Arc<str>, IncludeObject),
+    /// The object's metadata as a `PartialObjectMetadata` of this `meta.k8s.io`
+    /// apiVersion, from the storage version (the first field).
+    Metadata(Arc<str>, &'static str),
 }
 
 impl Encoding {
     pub fn version(&self) -> &Arc<str> {
         match self {
-            Encoding::Json(v) | Encoding::Table(v, _) => v,
+            Encoding::Json(v) | Encoding::Table(v, _) | Encoding::Metadata(v, _) => v,
         }
     }
 }
@@ -118,6 +121,31 @@ impl Cacher {
                     .iter()
                     .map(|v| Bytes::from(serde_json::to_vec(&**v).expect("JSON serializes")))
                     .collect(),
+                Encoding::Metadata(_, api_version) => missing
+                    .iter()
+                    .map(|o| {
+                        let m = table::partial_object_metadata(&o.value, api_version);
+                        Bytes::from(serde_json::to_vec(&m).expect("JSON serializes"))
+                    })
+                    .collect(),
+                // A quarantined plugin neither converts nor prints: rows from the
+                // stored objects' metadata, with empty cells.
+                Encoding::Table(_, include) if plugin.is_quarantined() => {
+                    let info = plugin
+                        .resource
+                        .version(enc.version())
+                        .expect("watch requests name a served version");
+                    missing
+                        .iter()
+                        .map(|o| {
+                            let row = table::row(info, &o.value, &[], *include);
+                            let meta =
+                                json!({"resourceVersion": o.value["metadata"]["resourceVersion"]});
+                            let t = table::table(info, vec![row], meta);
+                            Bytes::from(serde_json::to_vec(&t).expect("JSON serializes"))
+                        })
+                        .collect()
+                }
                 Encoding::Table(version, include) => {
                     let versions = self.convert(&missing, version)?;
                     let rows = self.print(&missing, version)?;

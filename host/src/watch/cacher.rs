@@ -203,8 +203,17 @@ impl Cacher {
     /// The stored object, or `None` (logged) when the bytes are not an object of this
     /// resource: reads of it from storage fail with a 500; the cache leaves it out.
     fn decode(&self, key: &str, bytes: &[u8]) -> Option<Value> {
-        match crate::api::decode_stored(&self.plugin().resource, bytes) {
-            Ok(v) => Some(v),
+        let plugin = self.plugin();
+        match crate::api::decode_stored(&plugin.resource, bytes) {
+            // Stored before a storage version migration finished: converted once here.
+            Ok(v) => match tokio::task::block_in_place(|| plugin.in_storage_version(v)) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    let at = self.storage.location(key);
+                    tracing::error!("watch cache: the object stored at {at} is in another version and could not be converted: {e}; left out");
+                    None
+                }
+            },
             Err(why) => {
                 let at = self.storage.location(key);
                 tracing::error!("watch cache: the object stored at {at} {why}; left out");

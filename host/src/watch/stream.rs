@@ -228,8 +228,15 @@ impl Watcher {
         }
         let plugin = self.cacher.plugin();
         let r = &plugin.resource;
-        let api_version = format!("{}/{}", r.group, self.req.encoding.version());
-        let obj: Value = json!({"kind": r.kind, "apiVersion": api_version, "metadata": meta});
+        let obj: Value = match self.req.encoding {
+            Encoding::Metadata(_, api_version) => {
+                json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": meta})
+            }
+            _ => {
+                let api_version = format!("{}/{}", r.group, self.req.encoding.version());
+                json!({"kind": r.kind, "apiVersion": api_version, "metadata": meta})
+            }
+        };
         let mut out = BytesMut::new();
         frame(&mut out, "BOOKMARK", obj.to_string().as_bytes());
         out.freeze()

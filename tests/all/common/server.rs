@@ -178,6 +178,32 @@ impl Server {
             .unwrap()
     }
 
+    /// A kube-rs client from the kubeconfig the server wrote.
+    pub async fn kube_client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// The sample of `/metrics` whose line starts with `series` (a name and labels,
+    /// e.g. `x{plugin="a.wasm"`), if any.
+    pub async fn sample(&self, series: &str) -> Option<f64> {
+        let text = self
+            .client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
     /// A counter or gauge from `/metrics` for one resource.
     pub async fn metric(&self, name: &str, resource: &str) -> u64 {
         let text = self
