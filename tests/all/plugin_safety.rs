@@ -4,7 +4,7 @@
 //! objects; a plugin's settings file sets its budget.
 
 use crate::common::server::{with_plugins, Server};
-use crate::common::{example, send, test_plugin};
+use crate::common::{example, rebuilt, send, test_plugin};
 use futures::StreamExt as _;
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
@@ -42,19 +42,6 @@ async fn create(
 async fn get(c: &Client, url: String, accept: &str) -> (u16, String) {
     let r = c.get(url).header("accept", accept).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
-}
-
-/// The component at `path` with a custom section appended: a new build (another
-/// digest) that behaves the same, as a rebuild with a fix elsewhere would.
-fn rebuilt(path: &std::path::Path, tag: &str) -> Vec<u8> {
-    let mut bytes = std::fs::read(path).unwrap();
-    let name = b"rebuild";
-    let body_len = 1 + name.len() + tag.len();
-    assert!(body_len < 128 && name.len() < 128, "one-byte LEB128 sizes");
-    bytes.extend_from_slice(&[0, body_len as u8, name.len() as u8]);
-    bytes.extend_from_slice(name);
-    bytes.extend_from_slice(tag.as_bytes());
-    bytes
 }
 
 /// Wait until `f` holds (10 s at most).

@@ -18,9 +18,12 @@
 //!   server on the same local etcd, at 1 and 32 clients, as ratios.
 //! - apply: server-side apply against a GET (an apply that changes nothing) and against a
 //!   merge patch (an apply of a 1 KiB change), as ratios.
+//! - safety: the upgrade gate and a storage version migration on 10,000 objects, and
+//!   quarantine under a failure storm (see `safety.rs`).
 
 #[path = "../all/common/mod.rs"]
 mod common;
+mod safety;
 
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -903,6 +906,9 @@ fn main() {
     }
     if run("apply") {
         rt.block_on(apply());
+    }
+    if run("safety") {
+        rt.block_on(safety::safety());
     }
 }
 
