@@ -2,7 +2,8 @@
 //! stored v1. 10,000 stored widgets are rewritten in the background while 8 clients
 //! update them; the server is killed with SIGKILL half-way and resumes where it was;
 //! no acknowledged update is lost, every object ends in v2, and discovery's
-//! `storageVersionHash` changes when the migration completes.
+//! `storageVersionHash` changes when the migration completes. The v1 build's return
+//! migrates them back.
 
 use crate::common::server::{with_plugins, Server};
 use crate::common::{send, test_plugin};
@@ -202,10 +203,50 @@ async fn ten_thousand_objects_migrate_under_writes_across_a_kill() {
 
     // In the store, every object is now in v2.
     let dir = Arc::try_unwrap(s).ok().expect("done").stop();
+    assert_all_stored_in(&dir, "v2").await;
+
+    // And back: the v1 build returns (a restart, then a hot reload); the objects
+    // migrate back to v1.
+    let s = Server::start_in(dir);
+    std::fs::write(
+        s.path().join("plugins/widgets.wasm"),
+        std::fs::read(test_plugin("widgets_v1")).unwrap(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    while !std::fs::read_to_string(s.path().join("server.log"))
+        .unwrap()
+        .contains("migration completed")
+        || migrating_back(&s).await
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the migration back did not complete"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_all_stored_in(&s.stop(), "v1").await;
+}
+
+async fn migrating_back(s: &Server) -> bool {
+    let ready = s
+        .client()
+        .get(format!("{}/readyz?verbose", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    ready.contains("migrating widgets.test.wasm-apiserver.dev from v2 to v1")
+}
+
+/// Every widget in the store file of `dir` is in `version`.
+async fn assert_all_stored_in(dir: &tempfile::TempDir, version: &str) {
+    use wasm_apiserver::storage::{ListRequest, Storage as _};
     let store =
         wasm_apiserver::storage::embedded::EmbeddedStore::open(&dir.path().join("data/store"))
             .unwrap();
-    use wasm_apiserver::storage::{ListRequest, Storage as _};
     let page = store
         .list(ListRequest {
             prefix: "/test.wasm-apiserver.dev/widgets/".into(),
@@ -214,8 +255,9 @@ async fn ten_thousand_objects_migrate_under_writes_across_a_kill() {
         .await
         .unwrap();
     assert_eq!(page.items.len(), OBJECTS);
+    let want = format!("test.wasm-apiserver.dev/{version}");
     for s in &page.items {
         let v: Value = serde_json::from_slice(&s.value).unwrap();
-        assert_eq!(v["apiVersion"], "test.wasm-apiserver.dev/v2", "{}", s.key);
+        assert_eq!(v["apiVersion"], want.as_str(), "{}", s.key);
     }
 }

@@ -89,12 +89,18 @@ async fn readiness(state: &AppState) -> Vec<(&'static str, Result<String, String
     }
     for m in state.registry.migrations() {
         use std::sync::atomic::Ordering::Relaxed;
+        let failed = m.failed.load(Relaxed);
         notes.push(format!(
-            "migrating {} from {} to {}: {} objects rewritten",
+            "{}migrating {} from {} to {}: {} objects rewritten{}",
+            if failed > 0 { "warning: stalled " } else { "" },
             m.resource,
             m.from,
             m.to,
-            m.rewritten.load(Relaxed)
+            m.rewritten.load(Relaxed),
+            match failed {
+                0 => String::new(),
+                n => format!(", {n} the plugin could not convert (see the log)"),
+            }
         ));
     }
     let plugins = Ok(match notes.is_empty() {

@@ -135,6 +135,12 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             |m| m.rewritten.load(Relaxed) as f64,
         ),
         (
+            "wasm_apiserver_storage_migration_failed_total",
+            "counter",
+            "Objects a storage version migration could not convert (it stops; see the log).",
+            |m| m.failed.load(Relaxed) as f64,
+        ),
+        (
             "wasm_apiserver_storage_migration_skipped_total",
             "counter",
             "Objects a running storage version migration found already in the new version.",

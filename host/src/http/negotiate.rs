@@ -113,8 +113,23 @@ fn choose_among(
                     Some("v1beta1") => "meta.k8s.io/v1beta1",
                     _ => continue,
                 };
-                if metadata == Some(list) {
-                    return Ok(Output::Metadata { list, api_version });
+                match metadata {
+                    Some(wanted) if wanted == list => {
+                        return Ok(Output::Metadata { list, api_version })
+                    }
+                    // As kube-apiserver: the media type is accepted, then found not to
+                    // fit what the endpoint returns.
+                    Some(_) => {
+                        return Err(ApiError::new(
+                            406,
+                            "NotAcceptable",
+                            match list {
+                                true => "you requested PartialObjectMetadataList, but the requested object is not a list",
+                                false => "you requested PartialObjectMetadata, but the requested object is a list",
+                            },
+                        ))
+                    }
+                    None => {}
                 }
             }
             Some(_) => {}
@@ -172,10 +187,14 @@ mod tests {
                 api_version: "meta.k8s.io/v1"
             }
         );
-        // A list's media type for one object: the next one the client accepts.
+        // A list's media type for one object: 406, as kube-apiserver answers.
+        let e = choose_read(&accept(meta_list), false).unwrap_err();
         assert_eq!(
-            choose_read(&accept(meta_list), false).unwrap(),
-            Output::Json
+            (e.code, e.message.as_str()),
+            (
+                406,
+                "you requested PartialObjectMetadataList, but the requested object is not a list"
+            )
         );
         assert_eq!(
             choose(&accept(meta_list), true, false).unwrap(),

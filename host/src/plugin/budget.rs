@@ -122,6 +122,20 @@ impl Budget {
     }
 }
 
+thread_local! {
+    /// The slots this thread holds (by address): a hook that reads its own kind in
+    /// another version converts through its own plugin on the same thread, and must
+    /// not wait for a second slot (with one slot it would wait for itself).
+    static HELD: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A slot taken by [`Slots::acquire`]: counted, or nested in one this thread holds.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Counted,
+    Nested,
+}
+
 /// A cap on the hook calls of one plugin running at once.
 #[derive(Debug, Default)]
 pub struct Slots {
@@ -132,15 +146,23 @@ pub struct Slots {
 }
 
 impl Slots {
-    /// Take a slot, waiting up to `wait` for one; false when none freed in time.
-    pub(crate) fn acquire(&self, max: usize, wait: Duration) -> bool {
+    fn id(&self) -> usize {
+        self as *const Slots as usize
+    }
+
+    /// Take a slot, waiting up to `wait` for one; `None` when none freed in time. A
+    /// thread that holds one already gets a nested one at once.
+    pub(crate) fn acquire(&self, max: usize, wait: Duration) -> Option<Slot> {
+        if HELD.with(|h| h.borrow().contains(&self.id())) {
+            return Some(Slot::Nested);
+        }
         let deadline = Instant::now() + wait;
         let mut busy = crate::sync::lock(&self.busy);
         while *busy >= max {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 self.refused.fetch_add(1, Relaxed);
-                return false;
+                return None;
             }
             busy = match self.freed.wait_timeout(busy, left) {
                 Ok((b, _)) => b,
@@ -148,10 +170,20 @@ impl Slots {
             };
         }
         *busy += 1;
-        true
+        HELD.with(|h| h.borrow_mut().push(self.id()));
+        Some(Slot::Counted)
     }
 
-    pub(crate) fn release(&self) {
+    pub(crate) fn release(&self, slot: Slot) {
+        if slot == Slot::Nested {
+            return;
+        }
+        HELD.with(|h| {
+            let mut h = h.borrow_mut();
+            if let Some(i) = h.iter().rposition(|s| *s == self.id()) {
+                h.swap_remove(i);
+            }
+        });
         let mut busy = crate::sync::lock(&self.busy);
         *busy = busy.saturating_sub(1);
         self.freed.notify_one();
@@ -246,12 +278,24 @@ mod tests {
 
     #[test]
     fn slots_cap_concurrent_calls_and_time_out() {
-        let s = Slots::default();
-        assert!(s.acquire(1, Duration::ZERO));
-        assert!(!s.acquire(1, Duration::from_millis(10)));
+        let s = std::sync::Arc::new(Slots::default());
+        let held = s.acquire(1, Duration::ZERO).unwrap();
+        assert_eq!(held, Slot::Counted);
+        // Another thread finds the one slot busy and gives up after its wait.
+        let other = s.clone();
+        let refused = std::thread::spawn(move || other.acquire(1, Duration::from_millis(10)))
+            .join()
+            .unwrap();
+        assert_eq!(refused, None);
         assert_eq!(s.refused.load(Relaxed), 1);
-        s.release();
-        assert!(s.acquire(1, Duration::ZERO));
+        // This thread holds it: a nested call (a read converting through the same
+        // plugin) goes ahead without a second slot.
+        assert_eq!(s.acquire(1, Duration::ZERO), Some(Slot::Nested));
+        s.release(Slot::Nested);
+        assert_eq!(s.busy(), 1);
+        s.release(held);
+        assert_eq!(s.busy(), 0);
+        assert_eq!(s.acquire(1, Duration::ZERO), Some(Slot::Counted));
     }
 
     #[test]

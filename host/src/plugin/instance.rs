@@ -41,14 +41,29 @@ impl Plugin {
 
     /// A stored object in this build's storage version: objects written before a
     /// storage version migration finished are still in the old one.
+    /// Call it where blocking is allowed (`block_in_place`) when
+    /// [`Self::in_another_version`] says a hook will run.
     pub fn in_storage_version(&self, obj: Value) -> Result<Value> {
-        let r = &self.resource;
-        let want = format!("{}/{}", r.group, r.storage_version);
-        if obj["apiVersion"].as_str() == Some(want.as_str()) {
+        if !self.in_another_version(&obj) {
             return Ok(obj);
         }
-        let mut out = self.instance()?.convert(&[obj], &r.storage_version)?;
+        let mut out = self
+            .instance()?
+            .convert(&[obj], &self.resource.storage_version)?;
         Ok(out.remove(0))
+    }
+
+    /// Whether a stored object is in another version than the storage version (no
+    /// allocation: this runs on every object read).
+    pub fn in_another_version(&self, obj: &Value) -> bool {
+        let r = &self.resource;
+        let Some(v) = obj["apiVersion"].as_str() else {
+            return true;
+        };
+        match v.rsplit_once('/') {
+            Some((group, version)) => group != r.group || version != r.storage_version,
+            None => !r.group.is_empty() || v != r.storage_version,
+        }
     }
 
     /// Whether this build is quarantined (its hooks are not called).
@@ -78,8 +93,8 @@ impl Plugin {
 /// [`RuntimeLimits::pool_size`]: super::RuntimeLimits::pool_size
 pub struct PluginInstance<'p> {
     plugin: &'p Plugin,
-    /// The instance checked out for the current hook call.
-    live: Option<Live>,
+    /// The instance checked out for the current hook call, and its concurrency slot.
+    live: Option<(Live, super::budget::Slot)>,
     /// False once a call failed in a way that may have left the guest's state broken.
     reusable: bool,
 }
@@ -98,14 +113,21 @@ impl<'p> PluginInstance<'p> {
     fn checkout(&mut self) -> Result<&mut Live> {
         if self.live.is_none() {
             let plugin = self.plugin;
+            // Quarantine may have started since this instance was made.
+            if let Some(q) = plugin.health.quarantined() {
+                return Err(PluginError::Quarantined {
+                    plugin: plugin.name.to_string(),
+                    cause: q.cause,
+                });
+            }
             let budget = &plugin.budget;
-            if !plugin.slots.acquire(budget.max_concurrent, budget.deadline) {
+            let Some(slot) = plugin.slots.acquire(budget.max_concurrent, budget.deadline) else {
                 return Err(PluginError::Busy {
                     plugin: plugin.name.to_string(),
                     limit: budget.max_concurrent,
                     wait_ms: budget.deadline.as_millis() as u64,
                 });
-            }
+            };
             let live = match plugin.pool.take() {
                 Some(live) => {
                     // Forget what an earlier call wrote.
@@ -116,20 +138,26 @@ impl<'p> PluginInstance<'p> {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     live
                 }
-                None => Self::instantiate(plugin).inspect_err(|_| plugin.slots.release())?,
+                None => match Self::instantiate(plugin) {
+                    Ok(live) => live,
+                    Err(e) => {
+                        plugin.slots.release(slot);
+                        return Err(e);
+                    }
+                },
             };
-            self.live = Some(live);
+            self.live = Some((live, slot));
         }
-        Ok(self.live.as_mut().expect("checked out above"))
+        Ok(&mut self.live.as_mut().expect("checked out above").0)
     }
 
     /// End a hook call: the instance goes back to the pool unless the call may have
     /// broken it or it has served its share.
     fn release(&mut self) {
-        let Some(mut live) = self.live.take() else {
+        let Some((mut live, slot)) = self.live.take() else {
             return;
         };
-        self.plugin.slots.release();
+        self.plugin.slots.release(slot);
         live.uses += 1;
         let limits = &self.plugin.engine.limits;
         if std::mem::replace(&mut self.reusable, true) && live.uses < limits.instance_reuse {
@@ -237,7 +265,7 @@ impl<'p> PluginInstance<'p> {
         let spent = self
             .live
             .as_mut()
-            .and_then(|l| l.store.data_mut().reads.take())
+            .and_then(|(l, _)| l.store.data_mut().reads.take())
             .map(|s| s.spent)
             .unwrap_or_default();
         use std::sync::atomic::Ordering::Relaxed;
@@ -281,7 +309,7 @@ impl<'p> PluginInstance<'p> {
         let said = self
             .live
             .as_ref()
-            .map(|l| l.stderr.take_recent())
+            .map(|(l, _)| l.stderr.take_recent())
             .unwrap_or_default();
         let said = said.trim();
         let cause = e

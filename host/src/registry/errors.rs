@@ -34,7 +34,9 @@ impl From<PluginError> for ApiError {
                 "{e}; reads in the storage version and deletes still work; load a fixed \
                  build to end the quarantine"
             ))
-            .with_details(serde_json::json!({"retryAfterSeconds": 10})),
+            // One second: client-go retries a 5xx with Retry-After (up to 10 times), so
+            // a long delay would stall every client of the kind instead of failing.
+            .with_details(serde_json::json!({"retryAfterSeconds": 1})),
             PluginError::Busy { .. } => ApiError::new(429, "TooManyRequests", e.to_string())
                 .with_details(serde_json::json!({"retryAfterSeconds": 1})),
             _ => {

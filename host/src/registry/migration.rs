@@ -29,6 +29,28 @@ use crate::storage::{ListRequest, ResourceKeys, StorageError};
 /// Objects read and rewritten per page.
 const PAGE: usize = 500;
 
+/// A conversion fit to store in place of `old`: in the version wanted, and the same
+/// object (name, namespace, uid), or why not.
+fn checked(
+    old: &serde_json::Value,
+    new: Option<serde_json::Value>,
+    want: &str,
+) -> Result<serde_json::Value, String> {
+    let new = new.ok_or("could not be converted by the plugin (its convert failed)")?;
+    if new["apiVersion"].as_str() != Some(want) {
+        return Err(format!(
+            "was converted to {:?}, not {want}",
+            new["apiVersion"]
+        ));
+    }
+    for field in ["name", "namespace", "uid"] {
+        if new["metadata"][field] != old["metadata"][field] {
+            return Err(format!("changed metadata.{field} when converted"));
+        }
+    }
+    Ok(new)
+}
+
 /// The record of a kind's build.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,6 +80,18 @@ pub struct MigrationProgress {
     pub to: String,
     pub rewritten: AtomicU64,
     pub skipped: AtomicU64,
+    /// Objects the plugin could not convert (logged; the migration then stops, and is
+    /// tried again at the next start or reload).
+    pub failed: AtomicU64,
+}
+
+/// How a migration task ended.
+enum Ended {
+    Completed,
+    /// Another build serves the kind now; its reconcile decides what to do.
+    Superseded,
+    /// Some objects could not be converted.
+    Stalled,
 }
 
 fn record_key(plugin: &Plugin) -> String {
@@ -132,8 +166,11 @@ impl Registry {
             tracing::info!(ms = report.took.as_millis() as u64, "at start, {summary}");
         }
         record.digest = plugin.digest.clone();
-        if record.storage_version != storage_version {
-            let resume = record.migration.take().filter(|m| m.to == storage_version);
+        // A migration cut short by another build leaves objects in two versions, even
+        // when this build stores the version the record names: migrate then too.
+        let unfinished = record.migration.take();
+        if record.storage_version != storage_version || unfinished.is_some() {
+            let resume = unfinished.filter(|m| m.to == storage_version);
             record.migration = Some(Migration {
                 to: storage_version.clone(),
                 after: resume.and_then(|m| m.after),
@@ -157,35 +194,57 @@ impl Registry {
             to: m.to.clone(),
             rewritten: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         });
         crate::sync::lock(&self.migrations).insert(resource.clone(), progress.clone());
         self.migration_generation.fetch_add(1, Relaxed);
         tracing::info!(%resource, from = %progress.from, to = %progress.to, resumed_after = ?m.after, "storage version migration started");
         let me = self.clone();
+        let mut record = record;
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            loop {
-                match me.migrate(&plugin, record.clone(), &progress).await {
-                    Ok(()) => break,
+            let mut backoff = std::time::Duration::from_secs(1);
+            let ended = loop {
+                if !me.serves(&plugin) {
+                    break Ended::Superseded;
+                }
+                if plugin.is_quarantined() {
+                    // Nothing converts until a new build arrives (which supersedes this).
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+                match me.migrate(&plugin, &mut record, &progress).await {
+                    Ok(ended) => break ended,
                     Err(e) => {
-                        tracing::warn!(%resource, error = %e, "storage version migration: retrying in 1 s");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        tracing::warn!(%resource, error = %e, retry_in = ?backoff, "storage version migration: storage failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
                     }
                 }
-                // A newer build took over: its reconcile decides.
-                if !me.serves(&plugin) {
+            };
+            let rewritten = progress.rewritten.load(Relaxed);
+            match ended {
+                Ended::Completed => {
+                    tracing::info!(%resource, to = %progress.to, rewritten, ms = started.elapsed().as_millis() as u64, "storage version migration completed")
+                }
+                Ended::Superseded => {
+                    tracing::info!(%resource, rewritten, "storage version migration handed over to a newer build")
+                }
+                Ended::Stalled => {
+                    tracing::error!(%resource, failed = progress.failed.load(Relaxed), "storage version migration stopped: objects the plugin could not convert stay in the old version (reads still convert them); it is tried again at the next start or reload");
+                    // Stays listed (readyz, metrics) as stalled.
                     return;
                 }
             }
-            crate::sync::lock(&me.migrations).remove(&resource);
-            me.migration_generation.fetch_add(1, Relaxed);
-            tracing::info!(
-                %resource,
-                to = %progress.to,
-                rewritten = progress.rewritten.load(Relaxed),
-                ms = started.elapsed().as_millis() as u64,
-                "storage version migration completed"
-            );
+            let mut running = crate::sync::lock(&me.migrations);
+            if running
+                .get(&resource)
+                .is_some_and(|p| Arc::ptr_eq(p, &progress))
+            {
+                running.remove(&resource);
+                drop(running);
+                me.migration_generation.fetch_add(1, Relaxed);
+            }
         });
     }
 
@@ -199,20 +258,20 @@ impl Registry {
     }
 
     /// Rewrite every object not yet in the new storage version, from where the record
-    /// says, saving progress after each page.
+    /// says, saving progress after each page (only while this build serves the kind).
     async fn migrate(
         &self,
         plugin: &Arc<Plugin>,
-        mut record: BuildRecord,
+        record: &mut BuildRecord,
         progress: &MigrationProgress,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Ended, StorageError> {
         let r = &plugin.resource;
         let keys = ResourceKeys::new(&r.group, &r.plural, r.namespaced());
         let key = record_key(plugin);
         let want = format!("{}/{}", r.group, r.storage_version);
         loop {
             if !self.serves(plugin) {
-                return Ok(());
+                return Ok(Ended::Superseded);
             }
             let after = record.migration.as_ref().and_then(|m| m.after.clone());
             let page = self
@@ -226,24 +285,38 @@ impl Registry {
                 .await?;
             self.migrate_page(plugin, &page.items, &want, progress)
                 .await?;
-            match (page.more, page.items.last()) {
-                (true, Some(last)) => {
-                    if let Some(m) = record.migration.as_mut() {
-                        m.after = Some(last.key.clone());
-                    }
-                    self.write_record(&key, &record).await?;
-                }
-                _ => break,
+            let Some(last) = page.items.last().filter(|_| page.more) else {
+                break;
+            };
+            if let Some(m) = record.migration.as_mut() {
+                m.after = Some(last.key.clone());
             }
+            if !self.serves(plugin) {
+                return Ok(Ended::Superseded);
+            }
+            self.write_record(&key, record).await?;
+        }
+        if !self.serves(plugin) {
+            return Ok(Ended::Superseded);
+        }
+        if progress.failed.load(Relaxed) > 0 {
+            // Not done: the next start or reload scans again from the first key.
+            if let Some(m) = record.migration.as_mut() {
+                m.after = None;
+            }
+            self.write_record(&key, record).await?;
+            return Ok(Ended::Stalled);
         }
         record.storage_version = r.storage_version.clone();
         record.migration = None;
-        self.write_record(&key, &record).await
+        self.write_record(&key, record).await?;
+        Ok(Ended::Completed)
     }
 
     /// Rewrite a page of objects: those not in the storage version converted in one
-    /// call, then written with the revision they were read at (a few at a time); one
-    /// that changed meanwhile is done again on its own.
+    /// call (one by one if the batch fails, so that one bad object does not hold up
+    /// the rest), then written with the revision they were read at, a few at a time;
+    /// one that changed meanwhile is done again on its own.
     async fn migrate_page(
         &self,
         plugin: &Plugin,
@@ -258,24 +331,37 @@ impl Registry {
                 Ok(_) => {
                     progress.skipped.fetch_add(1, Relaxed);
                 }
-                // Reported (and left alone) by the one-object path.
-                Err(_) => self.migrate_one(plugin, &s.key, want, progress).await?,
+                Err(why) => {
+                    tracing::error!(
+                        "storage version migration: the object stored at {} {why}; left as it is",
+                        self.storage.location(&s.key)
+                    );
+                    progress.skipped.fetch_add(1, Relaxed);
+                }
             }
         }
         if todo.is_empty() {
             return Ok(());
         }
         let objs: Vec<serde_json::Value> = todo.iter().map(|(_, o)| o.clone()).collect();
-        let converted = tokio::task::block_in_place(|| {
+        let batch = tokio::task::block_in_place(|| {
             plugin
                 .instance()
                 .and_then(|mut i| i.convert(&objs, &plugin.resource.storage_version))
-        })
-        .map_err(|e| StorageError::Internal(e.to_string()))?;
+        });
+        let converted: Vec<Option<serde_json::Value>> = match batch {
+            Ok(c) => c.into_iter().map(Some).collect(),
+            Err(_) => objs
+                .iter()
+                .map(|o| tokio::task::block_in_place(|| plugin.in_storage_version(o.clone())).ok())
+                .collect(),
+        };
         let writes: Vec<_> = todo
             .iter()
             .zip(converted)
-            .map(|((s, _), obj)| Box::pin(self.write_converted(plugin, s, obj, want, progress)))
+            .map(|((s, old), new)| {
+                Box::pin(self.write_converted(plugin, s, checked(old, new, want), want, progress))
+            })
             .collect();
         let results: Vec<Result<(), StorageError>> = futures::stream::iter(writes)
             .buffer_unordered(8)
@@ -284,15 +370,27 @@ impl Registry {
         results.into_iter().collect()
     }
 
-    /// Write one converted object at the revision it was read at.
+    /// Write one converted object at the revision it was read at; `None` (it could
+    /// not be converted) is counted and logged.
     async fn write_converted(
         &self,
         plugin: &Plugin,
         s: &crate::storage::Stored,
-        obj: serde_json::Value,
+        obj: Result<serde_json::Value, String>,
         want: &str,
         progress: &MigrationProgress,
     ) -> Result<(), StorageError> {
+        let obj = match obj {
+            Ok(o) => o,
+            Err(why) => {
+                tracing::error!(
+                    "storage version migration: the object at {} {why}",
+                    self.storage.location(&s.key)
+                );
+                progress.failed.fetch_add(1, Relaxed);
+                return Ok(());
+            }
+        };
         match self.storage.update(&s.key, encode(&obj), s.revision).await {
             Ok(_) => {
                 progress.rewritten.fetch_add(1, Relaxed);
@@ -318,28 +416,28 @@ impl Registry {
             let Some(s) = self.storage.get(key).await? else {
                 return Ok(());
             };
-            let obj = match crate::api::decode_stored(&plugin.resource, &s.value) {
-                Ok(o) => o,
-                Err(why) => {
-                    tracing::error!(
-                        "storage version migration: the object stored at {} {why}; left as it is",
-                        self.storage.location(key)
-                    );
-                    progress.skipped.fetch_add(1, Relaxed);
-                    return Ok(());
-                }
+            let Ok(obj) = crate::api::decode_stored(&plugin.resource, &s.value) else {
+                progress.skipped.fetch_add(1, Relaxed);
+                return Ok(());
             };
             if obj["apiVersion"].as_str() == Some(want) {
                 progress.skipped.fetch_add(1, Relaxed);
                 return Ok(());
             }
-            let converted = tokio::task::block_in_place(|| plugin.in_storage_version(obj))
-                .map_err(|e| StorageError::Internal(e.to_string()))?;
-            match self
-                .storage
-                .update(key, encode(&converted), s.revision)
-                .await
-            {
+            let converted =
+                tokio::task::block_in_place(|| plugin.in_storage_version(obj.clone())).ok();
+            let obj = match checked(&obj, converted, want) {
+                Ok(o) => o,
+                Err(why) => {
+                    tracing::error!(
+                        "storage version migration: the object at {} {why}",
+                        self.storage.location(key)
+                    );
+                    progress.failed.fetch_add(1, Relaxed);
+                    return Ok(());
+                }
+            };
+            match self.storage.update(key, encode(&obj), s.revision).await {
                 Ok(_) => {
                     progress.rewritten.fetch_add(1, Relaxed);
                     return Ok(());

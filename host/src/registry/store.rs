@@ -126,7 +126,12 @@ impl Registry {
                 self.storage.location(&s.key)
             ))
         })?;
-        let mut obj = hooks(|| t.plugin.in_storage_version(obj))?;
+        // Quarantined, it stays as stored: deletes and metadata reads need only its
+        // metadata, which is the same in every version.
+        let mut obj = match t.plugin.in_another_version(&obj) && !t.plugin.is_quarantined() {
+            true => hooks(|| t.plugin.in_storage_version(obj))?,
+            false => obj,
+        };
         set_rv(&mut obj, s.revision);
         Ok(obj)
     }

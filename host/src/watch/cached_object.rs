@@ -241,6 +241,10 @@ impl Cacher {
         if **version == plugin.resource.storage_version {
             return Ok(objs.iter().map(|o| Arc::new(o.value.clone())).collect());
         }
+        // A quarantined build serves no other version, remembered or not.
+        if plugin.is_quarantined() {
+            plugin.instance()?;
+        }
         self.remember(
             objs,
             version,

@@ -206,6 +206,9 @@ impl Cacher {
         let plugin = self.plugin();
         match crate::api::decode_stored(&plugin.resource, bytes) {
             // Stored before a storage version migration finished: converted once here.
+            // A quarantined build converts nothing: kept as stored (its metadata, all
+            // that deletes and metadata reads need, is the same in every version).
+            Ok(v) if !plugin.in_another_version(&v) || plugin.is_quarantined() => Some(v),
             Ok(v) => match tokio::task::block_in_place(|| plugin.in_storage_version(v)) {
                 Ok(v) => Some(v),
                 Err(e) => {
