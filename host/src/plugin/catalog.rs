@@ -266,7 +266,7 @@ impl PluginRegistry {
     /// plugin when the file is gone. The catalog is swapped atomically; requests that
     /// hold the old one finish on the old plugin. A file that fails to load, or whose
     /// plugin would change the resource it serves in a way stored objects cannot follow
-    /// (group, kind, plural, scope or storage version), leaves the working plugin in
+    /// (group, kind, plural or scope), leaves the working plugin in
     /// place and is listed in [`PluginCatalog::errors`].
     pub fn reload_file(&self, path: &Path) -> Reload {
         self.reload_file_gated(path, |_| Ok(()))

@@ -243,9 +243,9 @@ mod tests {
         assert_eq!(s.errors.load(Relaxed), 10);
         assert_eq!(s.traps.load(Relaxed), 3);
         assert_eq!(
-            s.buckets[1].load(Relaxed),
+            s.buckets[0].load(Relaxed),
             14,
-            "3 µs is in the 25 µs bucket"
+            "3 µs is in the first (10 µs) bucket"
         );
     }
 
