@@ -261,3 +261,76 @@ async fn assert_all_stored_in(dir: &tempfile::TempDir, version: &str) {
         assert_eq!(v["apiVersion"], want.as_str(), "{}", s.key);
     }
 }
+
+/// A migration cut short by a build that goes back to the old storage version: the
+/// objects the cut-short migration rewrote are migrated back, so every object ends in
+/// the version the serving build stores.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_cut_short_by_a_revert_is_finished_by_the_reverted_build() {
+    let dir = with_plugins(&[(test_plugin("widgets_v1"), "widgets")]);
+    let s = Server::start_in(dir);
+    let c = s.client();
+    let v1 = "/apis/test.wasm-apiserver.dev/v1/namespaces/default/widgets";
+    let codes = futures::stream::iter(0..OBJECTS)
+        .map(|i| {
+            let (c, url) = (c.clone(), s.url.clone());
+            async move {
+                let w = json!({"apiVersion": "test.wasm-apiserver.dev/v1", "kind": "Widget",
+                               "metadata": {"name": format!("w{i}")}, "spec": {"size": i}});
+                send(
+                    &c,
+                    &url,
+                    Method::POST,
+                    v1,
+                    "application/json",
+                    w.to_string(),
+                )
+                .await
+                .0
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(codes.iter().all(|c| *c == 201));
+    let plugin = s.path().join("plugins/widgets.wasm");
+    std::fs::write(&plugin, std::fs::read(test_plugin("widgets_v2")).unwrap()).unwrap();
+    let started = Instant::now();
+    while s
+        .sample("wasm_apiserver_storage_migration_rewritten_total{resource=\"widgets.test.wasm-apiserver.dev\",from=\"v1\"")
+        .await
+        .unwrap_or(0.0)
+        < 500.0
+    {
+        assert!(started.elapsed() < Duration::from_secs(120), "the migration did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Back to v1 while objects are in both versions.
+    std::fs::write(&plugin, std::fs::read(test_plugin("widgets_v1")).unwrap()).unwrap();
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(s.path().join("server.log")).unwrap();
+        // The second migration (back to v1) has started and no migration runs now.
+        let back = log.matches("storage version migration started").count() >= 2;
+        if back
+            && s.sample("wasm_apiserver_storage_migration_rewritten_total")
+                .await
+                .is_none()
+        {
+            assert!(log.contains("storage version migration completed"), "{log}");
+            // The v2 migration was cut short (it takes seconds; the revert came after
+            // 500 objects), and its task handed over.
+            assert!(
+                log.contains("storage version migration handed over to a newer build"),
+                "{log}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the migration back did not complete: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_all_stored_in(&s.stop(), "v1").await;
+}
