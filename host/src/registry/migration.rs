@@ -12,7 +12,8 @@
 //!   migration runs in the background, page by page, each object rewritten with its
 //!   revision as precondition (a concurrent write wins, and is already in the new
 //!   version); its progress is saved after each page, so that a restart resumes it.
-//!   Reads convert objects not yet rewritten. When it completes, the kind's
+//!   A last read-only sweep catches objects a racing write left behind (a request
+//!   that started on the previous build). Reads convert objects not yet rewritten. When it completes, the kind's
 //!   `storageVersionHash` in discovery changes, as kube-apiserver's does.
 //!
 //! A hot reload that changes the storage version starts the same migration.
@@ -283,7 +284,7 @@ impl Registry {
                     revision: None,
                 })
                 .await?;
-            self.migrate_page(plugin, &page.items, &want, progress)
+            self.migrate_page(plugin, &page.items, &want, progress, true)
                 .await?;
             let Some(last) = page.items.last().filter(|_| page.more) else {
                 break;
@@ -296,8 +297,29 @@ impl Registry {
             }
             self.write_record(&key, record).await?;
         }
-        if !self.serves(plugin) {
-            return Ok(Ended::Superseded);
+        // A sweep: a write that raced with the pass above (a request that started on
+        // the previous build, or a superseded migration's last page) may have left an
+        // object behind in another version. The sweep only reads, unless it finds one.
+        let mut start = None;
+        loop {
+            if !self.serves(plugin) {
+                return Ok(Ended::Superseded);
+            }
+            let page = self
+                .storage
+                .list(ListRequest {
+                    prefix: keys.root().to_string(),
+                    start: start.take(),
+                    limit: Some(PAGE),
+                    revision: None,
+                })
+                .await?;
+            self.migrate_page(plugin, &page.items, &want, progress, false)
+                .await?;
+            match page.items.last().filter(|_| page.more) {
+                Some(last) => start = Some(format!("{}\u{0}", last.key)),
+                None => break,
+            }
         }
         if progress.failed.load(Relaxed) > 0 {
             // Not done: the next start or reload scans again from the first key.
@@ -323,14 +345,18 @@ impl Registry {
         items: &[crate::storage::Stored],
         want: &str,
         progress: &MigrationProgress,
+        first_pass: bool,
     ) -> Result<(), StorageError> {
         let mut todo = Vec::new();
         for s in items {
             match crate::api::decode_stored(&plugin.resource, &s.value) {
                 Ok(o) if o["apiVersion"].as_str() != Some(want) => todo.push((s, o)),
                 Ok(_) => {
-                    progress.skipped.fetch_add(1, Relaxed);
+                    if first_pass {
+                        progress.skipped.fetch_add(1, Relaxed);
+                    }
                 }
+                Err(_) if !first_pass => {}
                 Err(why) => {
                     tracing::error!(
                         "storage version migration: the object stored at {} {why}; left as it is",
