@@ -234,7 +234,13 @@ async fn rest() {
     println!("| REST (embedded store, HTTPS) | clients | throughput | p50 | p99 | in the plugin per request | plugin share of p50 |");
     println!("|---|---|---|---|---|---|---|");
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Throughput per row, for the ratios to the ceiling.
+    let mut rates = std::collections::HashMap::new();
     for (label, clients, secs) in [
+        // The ceiling: the server's cheapest endpoint, through the same client, TLS
+        // and HTTP stack (#21 reads every row as a ratio to it).
+        (CEILING, 1, 3),
+        (CEILING, 32, 3),
         ("GET one Foo (v2)", 1, 3),
         ("GET one Foo (v2)", 32, 3),
         ("GET one Foo as v1 (convert)", 32, 3),
@@ -248,8 +254,13 @@ async fn rest() {
         let mut tasks = Vec::new();
         let started = Instant::now();
         for _ in 0..clients {
-            let (client, foos, counter, label) =
-                (client.clone(), foos.clone(), counter.clone(), label);
+            let (client, foos, counter, label, url) = (
+                client.clone(),
+                foos.clone(),
+                counter.clone(),
+                label,
+                url.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 while Instant::now() < deadline {
@@ -261,6 +272,7 @@ async fn rest() {
                             client.post(&foos).json(&body).send().await.unwrap()
                         }
                         "LIST 1,000 Foos" => client.get(&foos).send().await.unwrap(),
+                        CEILING => client.get(format!("{url}/version")).send().await.unwrap(),
                         "GET one Foo as v1 (convert)" => client.get(foos.replace("/v2/", "/v1/") + "/seed-7").send().await.unwrap(),
                         _ => client.get(format!("{foos}/seed-7")).send().await.unwrap(),
                     };
@@ -280,6 +292,7 @@ async fn rest() {
         let (p50, p99) = median(all);
         // Time inside Wasm (instantiation and hook calls), from the server's counters.
         let plugin = (plugin_seconds(&client, &url).await - plugin_before) / n as f64;
+        rates.insert((label, clients), n as f64 / elapsed);
         println!(
             "| {label} | {clients} | {:.0}/s | {:.2} ms | {:.2} ms | {:.1} µs | {:.1}% |",
             n as f64 / elapsed,
@@ -290,10 +303,29 @@ async fn rest() {
         );
     }
     println!(
+        "\n| against the `/version` ceiling, same run | 1 client | 32 clients |\n|---|---|---|"
+    );
+    for label in [
+        "GET one Foo (v2)",
+        "GET one Foo as v1 (convert)",
+        "LIST 1,000 Foos",
+        "CREATE",
+    ] {
+        let ratio = |clients| {
+            rates.get(&(label, clients)).map_or("—".to_string(), |r| {
+                format!("{:.0}%", r / rates[&(CEILING, clients)] * 100.0)
+            })
+        };
+        println!("| {label} | {} | {} |", ratio(1), ratio(32));
+    }
+    println!(
         "\n(bench process RSS after the run, server and client in one process: {} kB)",
         rss_kib()
     );
 }
+
+/// The `rest` row every other row is read against.
+const CEILING: &str = "GET /version (the ceiling)";
 
 /// Seconds spent in the hello plugin so far (instantiation + hook calls).
 async fn plugin_seconds(client: &reqwest::Client, url: &str) -> f64 {
