@@ -80,15 +80,9 @@ fn hello_path(s: &Server) -> std::path::PathBuf {
     s.path().join("plugins/hello.wasm")
 }
 
-async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
-    let started = Instant::now();
-    while !f().await {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "timed out: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// [`crate::common::wait_for`], 10 s at most.
+async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, f: impl FnMut() -> F) {
+    crate::common::wait_for(what, Duration::from_secs(10), f).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -44,16 +44,9 @@ async fn get(c: &Client, url: String, accept: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// Wait until `f` holds (10 s at most).
-async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
-    let started = Instant::now();
-    while !f().await {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "timed out: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// [`crate::common::wait_for`], 20 s at most.
+async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, f: impl FnMut() -> F) {
+    crate::common::wait_for(what, Duration::from_secs(20), f).await
 }
 
 /// The proof of quarantine, for a plugin that traps, one that loops past its deadline
@@ -225,16 +218,12 @@ async fn a_failing_plugin_is_quarantined_while_its_namespace_is_deleted() {
             Value::Null,
             "no print: the column is empty"
         );
-        let (code, body) = get(
-            &c,
-            format!("{}{GROUP}/v2/namespaces/default/misbehavers/kept", s.url),
-            "application/json",
-        )
-        .await;
+        let kept_v2 = format!("{}{GROUP}/v2/namespaces/default/misbehavers/kept", s.url);
+        let (code, body) = get(&c, kept_v2.clone(), "application/json").await;
         assert_eq!(code, 503, "{body}");
         let (code, body) = get(
             &c,
-            format!("{}{GROUP}/v2/namespaces/default/misbehavers/kept", s.url),
+            kept_v2,
             "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
         )
         .await;

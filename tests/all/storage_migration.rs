@@ -19,32 +19,19 @@ const OBJECTS: usize = 10_000;
 const V2: &str = "/apis/test.wasm-apiserver.dev/v2/namespaces/default/widgets";
 
 async fn storage_version_hash(s: &Server) -> String {
-    let c = s.client();
-    let doc: Value = c
-        .get(format!("{}/apis/test.wasm-apiserver.dev/v2", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value =
+        serde_json::from_str(&s.text("/apis/test.wasm-apiserver.dev/v2").await).unwrap();
     doc["resources"][0]["storageVersionHash"]
         .as_str()
         .unwrap()
         .to_string()
 }
 
-async fn migrating(s: &Server) -> bool {
-    let ready = s
-        .client()
-        .get(format!("{}/readyz?verbose", s.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    ready.contains("migrating widgets.test.wasm-apiserver.dev from v1 to v2")
+/// Whether `/readyz?verbose` lists a migration of widgets from `from` to `to`.
+async fn migrating(s: &Server, from: &str, to: &str) -> bool {
+    s.text("/readyz?verbose").await.contains(&format!(
+        "migrating widgets.test.wasm-apiserver.dev from {from} to {to}"
+    ))
 }
 
 /// 8 writers set `spec.dimensions.size` of random widgets until `stop`; each records
@@ -86,8 +73,8 @@ fn writers(
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ten_thousand_objects_migrate_under_writes_across_a_kill() {
+/// A server whose widgets plugin stores v1, with `OBJECTS` widgets created through it.
+async fn serve_seeded_widgets() -> Server {
     let dir = with_plugins(&[(test_plugin("widgets_v1"), "widgets")]);
     let s = Server::start_in(dir);
     let c = s.client();
@@ -114,6 +101,12 @@ async fn ten_thousand_objects_migrate_under_writes_across_a_kill() {
         .collect::<Vec<_>>()
         .await;
     assert!(codes.iter().all(|c| *c == 201));
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_objects_migrate_under_writes_across_a_kill() {
+    let s = serve_seeded_widgets().await;
     let hash_v1 = storage_version_hash(&s).await;
 
     // The new build arrives (hot reload) and the migration starts under writes.
@@ -155,7 +148,7 @@ async fn ten_thousand_objects_migrate_under_writes_across_a_kill() {
     let stop = Arc::new(AtomicBool::new(false));
     let running = writers(&s, &stop, &acked);
     let started = Instant::now();
-    while migrating(&s).await {
+    while migrating(&s, "v1", "v2").await {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "the migration did not complete"
@@ -217,7 +210,7 @@ async fn ten_thousand_objects_migrate_under_writes_across_a_kill() {
     while !std::fs::read_to_string(s.path().join("server.log"))
         .unwrap()
         .contains("migration completed")
-        || migrating_back(&s).await
+        || migrating(&s, "v2", "v1").await
     {
         assert!(
             started.elapsed() < Duration::from_secs(120),
@@ -226,19 +219,6 @@ async fn ten_thousand_objects_migrate_under_writes_across_a_kill() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_all_stored_in(&s.stop(), "v1").await;
-}
-
-async fn migrating_back(s: &Server) -> bool {
-    let ready = s
-        .client()
-        .get(format!("{}/readyz?verbose", s.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    ready.contains("migrating widgets.test.wasm-apiserver.dev from v2 to v1")
 }
 
 /// Every widget in the store file of `dir` is in `version`.
@@ -267,32 +247,7 @@ async fn assert_all_stored_in(dir: &tempfile::TempDir, version: &str) {
 /// the version the serving build stores.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_migration_cut_short_by_a_revert_is_finished_by_the_reverted_build() {
-    let dir = with_plugins(&[(test_plugin("widgets_v1"), "widgets")]);
-    let s = Server::start_in(dir);
-    let c = s.client();
-    let v1 = "/apis/test.wasm-apiserver.dev/v1/namespaces/default/widgets";
-    let codes = futures::stream::iter(0..OBJECTS)
-        .map(|i| {
-            let (c, url) = (c.clone(), s.url.clone());
-            async move {
-                let w = json!({"apiVersion": "test.wasm-apiserver.dev/v1", "kind": "Widget",
-                               "metadata": {"name": format!("w{i}")}, "spec": {"size": i}});
-                send(
-                    &c,
-                    &url,
-                    Method::POST,
-                    v1,
-                    "application/json",
-                    w.to_string(),
-                )
-                .await
-                .0
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
-    assert!(codes.iter().all(|c| *c == 201));
+    let s = serve_seeded_widgets().await;
     let plugin = s.path().join("plugins/widgets.wasm");
     std::fs::write(&plugin, std::fs::read(test_plugin("widgets_v2")).unwrap()).unwrap();
     let started = Instant::now();

@@ -73,13 +73,13 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             "wasm_apiserver_plugin_hook_calls_total",
             "counter",
             "Hook calls into plugins.",
-            |p| p.stats.calls.load(Relaxed) as f64,
+            |p| p.health.calls() as f64,
         ),
         (
             "wasm_apiserver_plugin_hook_seconds_total",
             "counter",
             "Time spent in plugin hook calls.",
-            |p| p.stats.call_nanos.load(Relaxed) as f64 / 1e9,
+            |p| p.health.nanos() as f64 / 1e9,
         ),
         (
             "wasm_apiserver_plugin_reads_total",

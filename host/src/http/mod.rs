@@ -29,6 +29,7 @@ mod errors;
 mod health;
 mod metrics;
 mod openapi;
+mod openapi_schema;
 mod params;
 mod resources;
 mod response;

@@ -109,6 +109,16 @@ impl Health {
         }
     }
 
+    /// Hook calls of every hook so far.
+    pub fn calls(&self) -> u64 {
+        self.hooks.iter().map(|h| h.calls.load(Relaxed)).sum()
+    }
+
+    /// Nanoseconds spent in every hook so far.
+    pub fn nanos(&self) -> u64 {
+        self.hooks.iter().map(|h| h.nanos.load(Relaxed)).sum()
+    }
+
     pub fn policy(&self) -> QuarantinePolicy {
         self.policy
     }

@@ -231,8 +231,6 @@ impl<'p> PluginInstance<'p> {
             .set_epoch_deadline(PluginEngine::deadline_ticks(plugin.budget.deadline));
         let started = std::time::Instant::now();
         let out = f(&live.bindings, &mut live.store);
-        let stats = &plugin.stats;
-        super::state::PluginStats::record(&stats.calls, &stats.call_nanos, started);
         let out = out.map_err(|e| {
             self.reusable = false;
             self.classify(hook, e)

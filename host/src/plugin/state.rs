@@ -19,8 +19,6 @@ pub struct PluginStats {
     /// Hook calls that ran on an instance an earlier call created.
     pub reuses: std::sync::atomic::AtomicU64,
     pub instantiate_nanos: std::sync::atomic::AtomicU64,
-    pub calls: std::sync::atomic::AtomicU64,
-    pub call_nanos: std::sync::atomic::AtomicU64,
     /// Reads (`reads.get` and `reads.list` calls) its hooks made, and what they returned.
     pub reads: std::sync::atomic::AtomicU64,
     pub read_objects: std::sync::atomic::AtomicU64,

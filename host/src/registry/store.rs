@@ -200,11 +200,6 @@ impl Registry {
         if t.version == t.resource().storage_version || objs.is_empty() {
             return Ok(objs);
         }
-        // A quarantined build converts nothing, not even from what the cache remembers:
-        // every read in another version answers the same 503.
-        if t.plugin.is_quarantined() {
-            t.plugin.instance()?;
-        }
         self.through_cache(
             t,
             &objs,

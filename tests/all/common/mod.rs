@@ -111,3 +111,16 @@ pub fn rebuilt(path: &std::path::Path, tag: &str) -> Vec<u8> {
     bytes.extend_from_slice(tag.as_bytes());
     bytes
 }
+
+/// Wait until `f` holds, for at most `limit`.
+pub async fn wait_for<F: std::future::Future<Output = bool>>(
+    what: &str,
+    limit: std::time::Duration,
+    mut f: impl FnMut() -> F,
+) {
+    let started = std::time::Instant::now();
+    while !f().await {
+        assert!(started.elapsed() < limit, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -187,18 +187,22 @@ impl Server {
         kube::Client::try_from(config).unwrap()
     }
 
-    /// The sample of `/metrics` whose line starts with `series` (a name and labels,
-    /// e.g. `x{plugin="a.wasm"`), if any.
-    pub async fn sample(&self, series: &str) -> Option<f64> {
-        let text = self
-            .client()
-            .get(format!("{}/metrics", self.url))
+    /// The body of a GET of `path` (e.g. `/readyz?verbose`), whatever its status.
+    pub async fn text(&self, path: &str) -> String {
+        self.client()
+            .get(format!("{}{path}", self.url))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The sample of `/metrics` whose line starts with `series` (a name and labels,
+    /// e.g. `x{plugin="a.wasm"`), if any.
+    pub async fn sample(&self, series: &str) -> Option<f64> {
+        let text = self.text("/metrics").await;
         text.lines()
             .find(|l| l.starts_with(series))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
@@ -206,15 +210,7 @@ impl Server {
 
     /// A counter or gauge from `/metrics` for one resource.
     pub async fn metric(&self, name: &str, resource: &str) -> u64 {
-        let text = self
-            .client()
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = self.text("/metrics").await;
         let prefix = format!("{name}{{");
         text.lines()
             .filter(|l| l.starts_with(&prefix) && l.contains(&format!("resource=\"{resource}\"")))
