@@ -44,12 +44,18 @@ pub(super) async fn health_check(Path(check): Path<String>) -> Response {
 /// plugins still serve.
 async fn readiness(state: &AppState) -> Vec<(&'static str, Result<String, String>)> {
     let storage_check = state.registry.storage.check_name();
+    // Out of space is named, not failed: pulling the only replica of an embedded
+    // store out of rotation would make the APIService unavailable, and with it the
+    // reads and deletes that free space.
     let storage = state
         .registry
         .storage
         .check()
         .await
-        .map(|_| String::new())
+        .map(|_| match state.registry.storage.condition() {
+            Some(c) => format!(" (warning: {c})"),
+            None => String::new(),
+        })
         .map_err(|e| e.to_string());
     let catalog = state.registry.plugins.snapshot();
     let mut notes = Vec::new();

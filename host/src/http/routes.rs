@@ -25,6 +25,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz/{check}", get(health_check))
         .route("/livez/{check}", get(health_check))
         .route("/readyz/{check}", get(ready_check))
+        .route(crate::server::store_cli::SNAPSHOT_PATH, get(store_snapshot))
         .route("/api", get(legacy_api))
         .route("/apis", get(apis_root))
         .route("/apis/", get(apis_root))
@@ -41,6 +42,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         // Status and leaves the server serving, rather than resetting the stream.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// A consistent snapshot of the store, streamed (`wasm-apiserver store snapshot save`).
+async fn store_snapshot(State(state): State<Arc<AppState>>) -> Response {
+    match state.registry.storage.snapshot().await {
+        Ok(stream) => {
+            let mut resp = Response::new(axum::body::Body::from_stream(stream));
+            resp.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/octet-stream"),
+            );
+            resp
+        }
+        Err(e) => ApiError::from_storage_plain(e).into_response(),
+    }
 }
 
 fn panicked(cause: Box<dyn std::any::Any + Send>) -> Response {

@@ -7,6 +7,16 @@ use crate::plugin::PluginError;
 use crate::storage::StorageError;
 
 impl ApiError {
+    /// Map a storage error that concerns no object (a snapshot, a health check).
+    pub fn from_storage_plain(e: StorageError) -> Self {
+        match e {
+            StorageError::Unavailable(m) => Self::unavailable(m),
+            StorageError::NoSpace(m) => Self::new(500, "", m),
+            StorageError::Unsupported(m) => Self::new(400, "BadRequest", m),
+            e => Self::internal(e.to_string()),
+        }
+    }
+
     /// Map a storage error for an object of `r` named `name`.
     pub fn from_storage(e: StorageError, r: &ResourceInfo, name: &str) -> Self {
         match e {
@@ -21,6 +31,10 @@ impl ApiError {
             }
             StorageError::Unavailable(m) => Self::unavailable(m),
             StorageError::Internal(m) => Self::internal(m),
+            // kube-apiserver passes etcd's NOSPACE error through as a 500 whose message
+            // is the cause; the same here, for etcd's alarm and the embedded store.
+            StorageError::NoSpace(m) => Self::new(500, "", m),
+            StorageError::Unsupported(m) => Self::new(400, "BadRequest", m),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The command line: the server, and `wasm-apiserver manifests`.
+//! The command line: the server, `wasm-apiserver manifests` and `wasm-apiserver store`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -27,6 +27,11 @@ enum Command {
         #[command(flatten)]
         options: crate::server::manifests::ManifestOptions,
     },
+    /// The embedded store: check it, take and restore snapshots.
+    Store {
+        #[command(subcommand)]
+        command: crate::server::store_cli::StoreCommand,
+    },
 }
 
 /// Parse the command line and run it; what `wasm-apiserver`'s `main` does (the test
@@ -50,6 +55,9 @@ pub fn main() -> std::process::ExitCode {
                         options,
                     }) => crate::server::manifests::for_plugin_dir(&plugin_dir, &options)
                         .map(|yaml| print!("{yaml}")),
+                    Some(Command::Store { command }) => {
+                        crate::server::store_cli::run(command).await
+                    }
                     None => crate::server::run(cli.flags).await,
                 }
             })

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod manifests;
 pub mod reload;
+pub mod store_cli;
 pub mod tls;
 
 use anyhow::Context as _;
@@ -73,6 +74,25 @@ pub struct Flags {
     /// Folder for the embedded store and the precompiled plugin cache.
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
+    /// Bytes the embedded store's objects may take (keys and values); past it, writes
+    /// that add bytes are refused ("database space exceeded"), reads and deletes are
+    /// served. etcd's default backend quota.
+    #[arg(long, default_value_t = crate::storage::embedded::space::DEFAULT_QUOTA_BYTES)]
+    pub store_quota_bytes: u64,
+    /// Check every page and value of the embedded store at start (the quick check of
+    /// its structure always runs).
+    #[arg(long)]
+    pub store_verify_full: bool,
+    /// Take a snapshot of the embedded store at this interval (e.g. 1h); 0, the
+    /// default, never does.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub store_snapshot_interval: Duration,
+    /// Where scheduled snapshots go (default: DATA_DIR/snapshots).
+    #[arg(long)]
+    pub store_snapshot_dir: Option<PathBuf>,
+    /// Scheduled snapshots kept; older ones are removed.
+    #[arg(long, default_value_t = 5)]
+    pub store_snapshot_retention: usize,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind_address: String,
@@ -276,7 +296,28 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             })
             .await?,
         ),
-        StorageBackend::Embedded => Arc::new(EmbeddedStore::open(&flags.data_dir.join("store"))?),
+        StorageBackend::Embedded => {
+            let options = crate::storage::embedded::Options {
+                quota_bytes: flags.store_quota_bytes,
+                verify_full: flags.store_verify_full,
+            };
+            let dir = flags.data_dir.join("store");
+            let store = Arc::new(tokio::task::block_in_place(|| {
+                EmbeddedStore::open_with(&dir, &options)
+            })?);
+            if !flags.store_snapshot_interval.is_zero() {
+                store_cli::schedule_snapshots(
+                    store.clone(),
+                    flags.store_snapshot_interval,
+                    flags
+                        .store_snapshot_dir
+                        .clone()
+                        .unwrap_or_else(|| flags.data_dir.join("snapshots")),
+                    flags.store_snapshot_retention,
+                );
+            }
+            store
+        }
     };
     let watch = WatchSettings {
         window: flags.watch_cache_window.max(1),

@@ -160,6 +160,10 @@ impl EtcdStore {
         match e {
             E::GRpcStatus(s) => {
                 let msg = s.message();
+                // etcd's NOSPACE alarm: writes refused, reads and deletes served.
+                if msg.contains("database space exceeded") {
+                    return StorageError::NoSpace(format!("etcdserver: {msg}"));
+                }
                 match s.code() {
                     tonic::Code::Unavailable
                     | tonic::Code::DeadlineExceeded

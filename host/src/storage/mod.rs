@@ -105,8 +105,15 @@ pub enum StorageError {
     },
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// The store is out of space (its quota, or the disk): writes that add bytes are
+    /// refused; reads and deletes are served.
+    #[error("{0}")]
+    NoSpace(String),
     #[error("storage error: {0}")]
     Internal(String),
+    /// The backend does not do this.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -152,5 +159,24 @@ pub trait Storage: Send + Sync + 'static {
     /// Where `key` lives, for error messages (an operator finds it there).
     fn location(&self, key: &str) -> String {
         format!("key {key}")
+    }
+
+    /// What limits the store now (out of space), for `/readyz`; `None` when nothing.
+    fn condition(&self) -> Option<String> {
+        None
+    }
+
+    /// The backend's gauges for `/metrics`: name, help, value.
+    fn gauges(&self) -> Vec<(&'static str, &'static str, f64)> {
+        Vec::new()
+    }
+
+    /// A consistent snapshot of every object, as a stream of bytes in the format of
+    /// [`embedded::snapshot`], taken without stopping writers.
+    async fn snapshot(&self) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        Err(StorageError::Unsupported(
+            "this server keeps its objects in etcd: take snapshots with `etcdctl snapshot save`"
+                .into(),
+        ))
     }
 }

@@ -6,14 +6,30 @@
 //! pagination) and will feed watch resume; it is trimmed to [`HISTORY_REVISIONS`].
 //! Every write is one transaction committed with `Durability::Immediate` (fsync)
 //! before it is acknowledged.
+//!
+//! Around the database: a check of the file before it is opened ([`check`]), the
+//! quota and the full-disk condition ([`space`]), reopening after an I/O error
+//! ([`database`]) and snapshots ([`snapshot`]). docs/embedded-store.md is the
+//! operator's side of it.
+
+pub mod check;
+mod database;
+pub mod file;
+pub mod snapshot;
+pub mod space;
 
 use async_trait::async_trait;
-use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 
+use file::{FileState, LiveFile};
+use space::{Space, WriteKind};
+
+use futures::stream::BoxStream;
 use futures::StreamExt as _;
 use tokio::sync::broadcast;
 
@@ -31,6 +47,16 @@ const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REVISION: &str = "revision";
 const COMPACTED: &str = "compacted";
+/// The stored objects' bytes (keys and values), for the quota.
+const OBJECTS_BYTES: &str = "objects-bytes";
+
+/// The store's file in its folder.
+pub const FILE_NAME: &str = "objects.redb";
+
+/// What an object counts against the quota.
+fn size(key: &str, value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
+}
 
 /// One write, as kept in history.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -47,15 +73,26 @@ pub struct Change {
 const FEED_CAPACITY: usize = 4096;
 
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    inner: Arc<Inner>,
+}
+
+/// The open database and what the store knows about its file.
+struct Inner {
+    path: PathBuf,
+    /// `None` while the database is being reopened after an I/O error.
+    db: RwLock<Option<Arc<Database>>>,
+    /// Held while reopening, so that one thread does it.
+    reopening: std::sync::Mutex<Option<std::time::Instant>>,
+    file: Arc<FileState>,
     feed: Arc<Feed>,
+    space: Space,
 }
 
 /// Committed writes, in revision order, for storage watches. Writers hold `order`
 /// from the start of their transaction until the write is published, so that the feed
-/// never sees revision n+1 before n.
+/// never sees revision n+1 before n. `order` guards the last published revision.
 struct Feed {
-    order: std::sync::Mutex<()>,
+    order: std::sync::Mutex<Revision>,
     tx: broadcast::Sender<Arc<Event>>,
 }
 
@@ -66,34 +103,118 @@ fn internal(e: impl std::fmt::Display) -> StorageError {
 /// A value with the revision of its last write.
 type Versioned = (Revision, Vec<u8>);
 
+/// Open the database in `file` through [`LiveFile`]; a damaged file that makes the
+/// database library panic is an error naming the file.
+fn open_db(path: &Path, state: Arc<FileState>) -> anyhow::Result<Database> {
+    let file = LiveFile::open(path, state)?;
+    check::quietly(|| redb::Builder::new().create_with_backend(file))
+        .map_err(|panic| check::damaged(path, &panic))?
+        .map_err(|e| match e {
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(what)) => {
+                check::damaged(path, &what)
+            }
+            e => anyhow::Error::new(e)
+                .context(format!("opening the embedded store {}", path.display())),
+        })
+}
+
+/// Options of the embedded store.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Bytes the stored objects may take (keys and values).
+    pub quota_bytes: u64,
+    /// Check every page and value at start, not only the structure.
+    pub verify_full: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            quota_bytes: space::DEFAULT_QUOTA_BYTES,
+            verify_full: false,
+        }
+    }
+}
+
 impl EmbeddedStore {
-    /// Open (or create) the database at `dir/objects.redb`.
+    /// Open (or create) the database at `dir/objects.redb` with default options.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        Self::open_with(dir, &Options::default())
+    }
+
+    /// Open (or create) the database at `dir/objects.redb`, after checking it: a
+    /// damaged file is refused (and left as it is).
+    pub fn open_with(dir: &Path, options: &Options) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the data folder {}", dir.display()))?;
-        let path = dir.join("objects.redb");
-        let db = Database::create(&path)
-            .with_context(|| format!("opening the embedded store {}", path.display()))?;
-        let tx = db.begin_write()?;
-        {
-            tx.open_table(OBJECTS)?;
-            tx.open_table(HISTORY)?;
-            let mut meta = tx.open_table(META)?;
-            if meta.get(REVISION)?.is_none() {
-                meta.insert(REVISION, 1)?;
-                meta.insert(COMPACTED, 1)?;
-            }
+        let path = dir.join(FILE_NAME);
+        if path.metadata().is_ok_and(|m| m.len() > 0) {
+            let report = check::check(&path, options.verify_full)?;
+            tracing::info!(file = %path.display(), objects = report.objects,
+                revision = report.revision, full = options.verify_full,
+                took = ?report.took, "embedded store checked");
         }
-        tx.commit()?;
+        let file = Arc::new(FileState::default());
+        let db = open_db(&path, file.clone())?;
+        let objects_bytes = Self::init(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let revision = Self::revision_in(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
         let (tx, _) = broadcast::channel(FEED_CAPACITY);
+        let space = Space::new(options.quota_bytes, dir, &path);
+        space.objects_bytes.store(objects_bytes, Ordering::Relaxed);
         Ok(EmbeddedStore {
-            db: Arc::new(db),
-            feed: Arc::new(Feed {
-                order: std::sync::Mutex::new(()),
-                tx,
+            inner: Arc::new(Inner {
+                path,
+                db: RwLock::new(Some(Arc::new(db))),
+                reopening: std::sync::Mutex::new(None),
+                file,
+                feed: Arc::new(Feed {
+                    order: std::sync::Mutex::new(revision),
+                    tx,
+                }),
+                space,
             }),
         })
+    }
+
+    /// Create the tables of a new store; the stored objects' bytes (counted once for a
+    /// store from an earlier version).
+    fn init(db: &Database) -> Result<u64> {
+        let tx = db.begin_write().map_err(internal)?;
+        let bytes = {
+            let objects = tx.open_table(OBJECTS).map_err(internal)?;
+            tx.open_table(HISTORY).map_err(internal)?;
+            let mut meta = tx.open_table(META).map_err(internal)?;
+            if meta.get(REVISION).map_err(internal)?.is_none() {
+                meta.insert(REVISION, 1).map_err(internal)?;
+                meta.insert(COMPACTED, 1).map_err(internal)?;
+            }
+            let counted = meta.get(OBJECTS_BYTES).map_err(internal)?.map(|v| v.value());
+            match counted {
+                Some(n) => n,
+                None => {
+                    let mut n = 0;
+                    for entry in objects.iter().map_err(internal)? {
+                        let (k, v) = entry.map_err(internal)?;
+                        n += size(k.value(), v.value().1);
+                    }
+                    meta.insert(OBJECTS_BYTES, n).map_err(internal)?;
+                    n
+                }
+            }
+        };
+        tx.commit().map_err(internal)?;
+        Ok(bytes)
+    }
+
+    fn revision_in(db: &Database) -> Result<Revision> {
+        let tx = db.begin_read().map_err(internal)?;
+        let meta = tx.open_table(META).map_err(internal)?;
+        Ok(meta
+            .get(REVISION)
+            .map_err(internal)?
+            .map(|v| v.value())
+            .unwrap_or(1))
     }
 
     /// Run a blocking database operation off the async runtime's workers.
@@ -101,29 +222,47 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(internal)?
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = inner.db()?;
+            f(&db).map_err(|e| inner.failed(e))
+        })
+        .await
+        .map_err(internal)?
     }
 
-    /// A write through [`Self::write`], published to storage watches once committed.
+    /// A write through [`Inner::write`], published to storage watches once committed.
     async fn publish<T: Send + 'static>(
         &self,
         key: &str,
-        f: impl FnOnce(Option<(Revision, Vec<u8>)>) -> Result<Option<Vec<u8>>> + Send + 'static,
+        kind: WriteKind,
+        f: impl Fn(Option<(Revision, Vec<u8>)>) -> Result<Option<Vec<u8>>> + Send + 'static,
         done: impl FnOnce(Revision, Option<(Revision, Vec<u8>)>) -> T + Send + 'static,
     ) -> Result<T> {
-        let (db, feed, key) = (self.db.clone(), self.feed.clone(), key.to_string());
+        let (inner, key) = (self.inner.clone(), key.to_string());
         tokio::task::spawn_blocking(move || {
-            let _order = crate::sync::lock(&feed.order);
-            let mut value = None;
-            let (rev, prev) = Self::write(&db, &key, |prev| {
-                value = f(prev)?;
-                Ok(value.clone())
-            })?;
+            let mut published = crate::sync::lock(&inner.feed.order);
+            let attempt = |published: &mut Revision| {
+                let result = inner.write(&key, kind, &f);
+                if result.is_err() {
+                    // A failed write may have reopened the database: publish what
+                    // committed before it (a commit whose outcome was unknown).
+                    inner.catch_up(published);
+                }
+                result
+            };
+            let result = match attempt(&mut published) {
+                // A delete on a full disk: the reopened database has the pages the
+                // last transactions freed; one more try.
+                Err(StorageError::NoSpace(_)) if kind == WriteKind::Delete => {
+                    attempt(&mut published)
+                }
+                r => r,
+            };
+            let (rev, prev, value) = result?;
+            *published = rev;
             // No receiver is not an error: nobody watches yet.
-            let _ = feed.tx.send(Arc::new(Event {
+            let _ = inner.feed.tx.send(Arc::new(Event {
                 key,
                 revision: rev,
                 value,
@@ -135,64 +274,23 @@ impl EmbeddedStore {
         .map_err(internal)?
     }
 
-    /// One write transaction: `f` sees the current object at `key` and decides the new
-    /// value (`None` deletes). Bumps the revision, records history, fsyncs.
-    fn write(
-        db: &Database,
-        key: &str,
-        f: impl FnOnce(Option<Versioned>) -> Result<Option<Vec<u8>>>,
-    ) -> Result<(Revision, Option<Versioned>)> {
-        let mut tx = db.begin_write().map_err(internal)?;
-        tx.set_durability(Durability::Immediate);
-        let result = {
-            let mut objects = tx.open_table(OBJECTS).map_err(internal)?;
-            let mut meta = tx.open_table(META).map_err(internal)?;
-            let mut history = tx.open_table(HISTORY).map_err(internal)?;
-            let prev = objects
-                .get(key)
-                .map_err(internal)?
-                .map(|v| (v.value().0, v.value().1.to_vec()));
-            let value = f(prev.clone())?;
-            let rev = meta
-                .get(REVISION)
-                .map_err(internal)?
-                .map(|v| v.value())
-                .unwrap_or(1)
-                + 1;
-            match &value {
-                Some(v) => {
-                    objects.insert(key, (rev, v.as_slice())).map_err(internal)?;
-                }
-                None => {
-                    objects.remove(key).map_err(internal)?;
-                }
-            }
-            let change = Change {
-                key: key.to_string(),
-                prev: prev.clone(),
-                value,
-            };
-            let encoded = serde_json::to_vec(&change).map_err(internal)?;
-            history.insert(rev, encoded.as_slice()).map_err(internal)?;
-            meta.insert(REVISION, rev).map_err(internal)?;
-            // Trim history in small steps so that no write pays for a large trim.
-            let compacted = meta
-                .get(COMPACTED)
-                .map_err(internal)?
-                .map(|v| v.value())
-                .unwrap_or(1);
-            let keep_from = rev.saturating_sub(HISTORY_REVISIONS);
-            if keep_from > compacted {
-                let upto = keep_from.min(compacted + 16);
-                for r in compacted..upto {
-                    history.remove(r).map_err(internal)?;
-                }
-                meta.insert(COMPACTED, upto).map_err(internal)?;
-            }
-            (rev, prev)
-        };
-        tx.commit().map_err(internal)?;
-        Ok(result)
+    /// The store file's path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Write a snapshot into `dir`, keeping the newest `keep` there.
+    pub async fn save_snapshot(
+        &self,
+        dir: PathBuf,
+        keep: usize,
+    ) -> anyhow::Result<(PathBuf, snapshot::Summary)> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = inner.db().map_err(|e| anyhow::anyhow!("{e}"))?;
+            snapshot::save_in(&db, &dir, keep)
+        })
+        .await?
     }
 
     fn list_blocking(db: &Database, req: &ListRequest) -> Result<ListPage> {
@@ -362,9 +460,10 @@ impl Storage for EmbeddedStore {
         let k = key.to_string();
         self.publish(
             key,
+            WriteKind::Grow,
             move |prev| match prev {
-                Some(_) => Err(StorageError::AlreadyExists { key: k }),
-                None => Ok(Some(value)),
+                Some(_) => Err(StorageError::AlreadyExists { key: k.clone() }),
+                None => Ok(Some(value.clone())),
             },
             |rev, _| rev,
         )
@@ -375,14 +474,15 @@ impl Storage for EmbeddedStore {
         let k = key.to_string();
         self.publish(
             key,
+            WriteKind::Grow,
             move |prev| match prev {
-                None => Err(StorageError::NotFound { key: k }),
+                None => Err(StorageError::NotFound { key: k.clone() }),
                 Some((current, _)) if current != expected => Err(StorageError::Conflict {
-                    key: k,
+                    key: k.clone(),
                     expected,
                     current,
                 }),
-                Some(_) => Ok(Some(value)),
+                Some(_) => Ok(Some(value.clone())),
             },
             |rev, _| rev,
         )
@@ -394,11 +494,12 @@ impl Storage for EmbeddedStore {
         let out = key.to_string();
         self.publish(
             key,
+            WriteKind::Delete,
             move |prev| match prev {
-                None => Err(StorageError::NotFound { key: k }),
+                None => Err(StorageError::NotFound { key: k.clone() }),
                 Some((current, _)) if expected.is_some_and(|e| e != current) => {
                     Err(StorageError::Conflict {
-                        key: k,
+                        key: k.clone(),
                         expected: expected.unwrap_or_default(),
                         current,
                     })
@@ -421,7 +522,7 @@ impl Storage for EmbeddedStore {
     async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream> {
         // Subscribe first, then read history: every write is in one or the other (or
         // both; duplicates are dropped by revision).
-        let mut live = self.feed.tx.subscribe();
+        let mut live = self.inner.feed.tx.subscribe();
         let history = self.changes_since(from).await?;
         let prefix = prefix.to_string();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<WatchItem>>(256);
@@ -480,15 +581,54 @@ impl Storage for EmbeddedStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        self.blocking(|db| {
-            let tx = db.begin_read().map_err(internal)?;
-            let meta = tx.open_table(META).map_err(internal)?;
-            Ok(meta
-                .get(REVISION)
-                .map_err(internal)?
-                .map(|v| v.value())
-                .unwrap_or(1))
-        })
-        .await
+        self.blocking(|db| Self::revision_in(db)).await
+    }
+
+    fn check_name(&self) -> &'static str {
+        "storage"
+    }
+
+    fn location(&self, key: &str) -> String {
+        format!("key {key} in {}", self.inner.path.display())
+    }
+
+    fn condition(&self) -> Option<String> {
+        self.inner.space.condition()
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, &'static str, f64)> {
+        let space = &self.inner.space;
+        vec![
+            (
+                "wasm_apiserver_store_objects_bytes",
+                "Bytes the stored objects take (keys and values), counted against the quota.",
+                space.objects_bytes.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "wasm_apiserver_store_quota_bytes",
+                "The embedded store's quota (--store-quota-bytes).",
+                space.quota as f64,
+            ),
+            (
+                "wasm_apiserver_store_file_bytes",
+                "The embedded store file's length on disk.",
+                self.inner.file.len.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "wasm_apiserver_store_out_of_space",
+                "1 while writes are refused for lack of disk space or quota.",
+                f64::from(u8::from(space.condition().is_some())),
+            ),
+        ]
+    }
+
+    async fn snapshot(&self) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        let db = {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || inner.db())
+                .await
+                .map_err(internal)??
+        };
+        Ok(snapshot::stream(db))
     }
 }

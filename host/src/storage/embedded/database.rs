@@ -1,0 +1,233 @@
+//! The open database: the one write transaction, and reopening after an I/O error.
+//!
+//! redb refuses every call after an I/O error; the store then reopens the file (its
+//! last commit is intact: a failed commit is never half-applied) and goes on, so a
+//! full disk that is freed needs no restart.
+
+use redb::{Database, Durability, ReadableTable};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::space::WriteKind;
+use super::{
+    internal, open_db, size, Change, Inner, Versioned, COMPACTED, HISTORY, HISTORY_REVISIONS,
+    META, OBJECTS, OBJECTS_BYTES, REVISION,
+};
+use crate::storage::{Event, Result, Revision, StorageError};
+
+/// How long a request waits for a reopen in progress.
+const REOPEN_WAIT: Duration = Duration::from_secs(10);
+
+impl Inner {
+    /// The open database; waits for (or does) a reopen after an I/O error.
+    pub(super) fn db(&self) -> Result<Arc<Database>> {
+        if let Some(db) = crate::sync::read(&self.db).as_ref() {
+            return Ok(db.clone());
+        }
+        self.reopen(None)
+    }
+
+    /// An operation failed with `e`: when the file failed under it, reopen the
+    /// database and say what happened.
+    pub(super) fn failed(&self, e: StorageError) -> StorageError {
+        let Some(cause) = self.file.take_failure() else {
+            return e;
+        };
+        tracing::warn!(file = %self.path.display(), error = %cause.message,
+            "the embedded store met an I/O error; reopening it");
+        let reopened = self.reopen(Some(&cause));
+        if cause.no_space {
+            return self.space.out_of_disk(&cause.message);
+        }
+        match reopened {
+            Ok(_) => StorageError::Unavailable(format!(
+                "the embedded store {} met an I/O error ({}) and was reopened; retry",
+                self.path.display(),
+                cause.message
+            )),
+            Err(e) => e,
+        }
+    }
+
+    /// Reopen the database: after `cause` (the caller saw it fail), or because
+    /// another thread left it closed.
+    fn reopen(&self, cause: Option<&super::file::FileError>) -> Result<Arc<Database>> {
+        let started = Instant::now();
+        let mut last_try = crate::sync::lock(&self.reopening);
+        if cause.is_none() {
+            if let Some(db) = crate::sync::read(&self.db).as_ref() {
+                return Ok(db.clone());
+            }
+            // Not more than one attempt a second from readers.
+            if last_try.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return Err(self.closed());
+            }
+        }
+        *last_try = Some(Instant::now());
+        let old = crate::sync::write(&self.db).take();
+        if let Some(old) = old {
+            // Requests in flight hold the old database; they fail and let go.
+            let mut old = old;
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still) if started.elapsed() < REOPEN_WAIT => {
+                        old = still;
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(still) => {
+                        *crate::sync::write(&self.db) = Some(still);
+                        return Err(self.closed());
+                    }
+                }
+            }
+        }
+        match open_db(&self.path, self.file.clone()) {
+            Ok(db) => {
+                let db = Arc::new(db);
+                *crate::sync::write(&self.db) = Some(db.clone());
+                tracing::info!(file = %self.path.display(), took = ?started.elapsed(),
+                    "the embedded store was reopened");
+                Ok(db)
+            }
+            Err(e) => {
+                tracing::error!(file = %self.path.display(), error = %format!("{e:#}"),
+                    "reopening the embedded store failed; retrying on the next request");
+                // The error of the attempt is in the file state, not an open database.
+                self.file.take_failure();
+                Err(StorageError::Unavailable(format!(
+                    "the embedded store {} could not be reopened: {e:#}",
+                    self.path.display()
+                )))
+            }
+        }
+    }
+
+    fn closed(&self) -> StorageError {
+        StorageError::Unavailable(format!(
+            "the embedded store {} is being reopened after an I/O error; retry",
+            self.path.display()
+        ))
+    }
+
+    /// Publish to storage watches the writes that committed after `published`
+    /// without being answered (a commit whose error came after it was durable).
+    pub(super) fn catch_up(&self, published: &mut Revision) {
+        let Ok(db) = self.db() else { return };
+        let changes = (|| -> Result<Vec<(Revision, Change)>> {
+            let tx = db.begin_read().map_err(internal)?;
+            let history = tx.open_table(HISTORY).map_err(internal)?;
+            let mut out = Vec::new();
+            for entry in history.range(*published + 1..).map_err(internal)? {
+                let (k, v) = entry.map_err(internal)?;
+                out.push((
+                    k.value(),
+                    serde_json::from_slice(v.value()).map_err(internal)?,
+                ));
+            }
+            Ok(out)
+        })();
+        for (revision, c) in changes.unwrap_or_default() {
+            tracing::warn!(key = %c.key, revision,
+                "a write that reported an error had committed; publishing it");
+            *published = revision;
+            let _ = self.feed.tx.send(Arc::new(Event {
+                key: c.key,
+                revision,
+                value: c.value,
+                prev: c.prev,
+            }));
+        }
+    }
+
+    /// One write transaction: `f` sees the current object at `key` and decides the new
+    /// value (`None` deletes). Checks the quota, bumps the revision, records history,
+    /// fsyncs. Returns the revision, the previous object and the new value.
+    pub(super) fn write(
+        &self,
+        key: &str,
+        kind: WriteKind,
+        f: &dyn Fn(Option<Versioned>) -> Result<Option<Vec<u8>>>,
+    ) -> Result<(Revision, Option<Versioned>, Option<Vec<u8>>)> {
+        self.space.admit(kind)?;
+        let db = self.db()?;
+        let result = Self::transaction(&db, key, f, &self.space);
+        drop(db);
+        let result = result.map_err(|e| self.failed(e))?;
+        self.space.committed(kind);
+        Ok(result)
+    }
+
+    fn transaction(
+        db: &Database,
+        key: &str,
+        f: &dyn Fn(Option<Versioned>) -> Result<Option<Vec<u8>>>,
+        space: &super::Space,
+    ) -> Result<(Revision, Option<Versioned>, Option<Vec<u8>>)> {
+        let mut tx = db.begin_write().map_err(internal)?;
+        tx.set_durability(Durability::Immediate);
+        let (result, bytes) = {
+            let mut objects = tx.open_table(OBJECTS).map_err(internal)?;
+            let mut meta = tx.open_table(META).map_err(internal)?;
+            let mut history = tx.open_table(HISTORY).map_err(internal)?;
+            let prev = objects
+                .get(key)
+                .map_err(internal)?
+                .map(|v| (v.value().0, v.value().1.to_vec()));
+            let value = f(prev.clone())?;
+            let read = |name| -> Result<Option<u64>> {
+                Ok(meta.get(name).map_err(internal)?.map(|v| v.value()))
+            };
+            let rev = read(REVISION)?.unwrap_or(1) + 1;
+            let before = read(OBJECTS_BYTES)?.unwrap_or(0);
+            let old = prev.as_ref().map_or(0, |(_, v)| size(key, v));
+            let new = value.as_ref().map_or(0, |v| size(key, v));
+            let bytes = before - old.min(before) + new;
+            // Only a write that adds bytes is held to the quota: shrinking, status
+            // updates of the same size and deletes always go through.
+            if new > old && bytes > space.quota {
+                return Err(space.over_quota(bytes));
+            }
+            let compacted = read(COMPACTED)?.unwrap_or(1);
+            match &value {
+                Some(v) => {
+                    objects.insert(key, (rev, v.as_slice())).map_err(internal)?;
+                }
+                None => {
+                    objects.remove(key).map_err(internal)?;
+                }
+            }
+            let change = Change {
+                key: key.to_string(),
+                prev: prev.clone(),
+                value: value.clone(),
+            };
+            let encoded = serde_json::to_vec(&change).map_err(internal)?;
+            history.insert(rev, encoded.as_slice()).map_err(internal)?;
+            meta.insert(REVISION, rev).map_err(internal)?;
+            meta.insert(OBJECTS_BYTES, bytes).map_err(internal)?;
+            // Trim history in small steps so that no write pays for a large trim; on a
+            // full disk, harder, so that deletes give space back.
+            let (window, step) = match space.disk_full() {
+                false => (HISTORY_REVISIONS, 16),
+                true => (super::space::MIN_HISTORY, 64),
+            };
+            let keep_from = rev.saturating_sub(window);
+            if keep_from > compacted {
+                let upto = keep_from.min(compacted + step);
+                for r in compacted..upto {
+                    history.remove(r).map_err(internal)?;
+                }
+                meta.insert(COMPACTED, upto).map_err(internal)?;
+            }
+            ((rev, prev, value), bytes)
+        };
+        tx.commit().map_err(internal)?;
+        space.objects_bytes.store(bytes, Ordering::Relaxed);
+        Ok(result)
+    }
+}

@@ -1,0 +1,369 @@
+//! Snapshots: every object of the store at one revision, in one file, with a checksum.
+//!
+//! The format (all integers big-endian):
+//!
+//! ```text
+//! "WASNAP01"                                      magic
+//! u32 n, n bytes of JSON                          header: revision, objects, createdAt
+//! per object: 0x01, u32 klen, key, u64 revision, u32 vlen, value
+//! 0x00, u64 count                                 end of objects
+//! 32 bytes                                        SHA-256 of everything before
+//! ```
+//!
+//! A snapshot is read from a redb read transaction: a consistent view that does not
+//! stop writers (they go on committing while it streams). Restoring verifies the
+//! checksum and the count while it writes a new store file beside the old one, and
+//! only then puts it in place.
+
+use anyhow::{bail, Context as _};
+use redb::{Database, Durability, ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{internal, size, COMPACTED, FILE_NAME, HISTORY, META, OBJECTS, OBJECTS_BYTES, REVISION};
+use crate::storage::{Result, Revision, StorageError};
+
+const MAGIC: &[u8; 8] = b"WASNAP01";
+const OBJECT: u8 = 1;
+const END: u8 = 0;
+/// Larger keys or values than this are not objects of ours: the file is damaged.
+const MAX_FIELD: u32 = 64 << 20;
+
+/// What a snapshot's header says.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Header {
+    /// The store's revision when the snapshot was taken: every write up to it is in
+    /// the snapshot, none after it.
+    pub revision: Revision,
+    pub objects: u64,
+    pub created_at: String,
+}
+
+/// A verified snapshot's summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub header: Header,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// A writer that also hashes.
+struct Hashing<W: Write> {
+    out: W,
+    hash: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Write a snapshot of `db` to `out`.
+pub fn write(db: &Database, out: impl Write) -> Result<Summary> {
+    let io = |e: std::io::Error| StorageError::Internal(format!("writing the snapshot: {e}"));
+    let tx = db.begin_read().map_err(internal)?;
+    let objects = tx.open_table(OBJECTS).map_err(internal)?;
+    let meta = tx.open_table(META).map_err(internal)?;
+    let header = Header {
+        revision: meta
+            .get(REVISION)
+            .map_err(internal)?
+            .map(|v| v.value())
+            .unwrap_or(1),
+        objects: objects.len().map_err(internal)?,
+        created_at: jiff::Timestamp::now().to_string(),
+    };
+    let mut w = Hashing {
+        out: std::io::BufWriter::with_capacity(256 << 10, out),
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    let json = serde_json::to_vec(&header).map_err(internal)?;
+    w.write_all(MAGIC).map_err(io)?;
+    w.write_all(&(json.len() as u32).to_be_bytes()).map_err(io)?;
+    w.write_all(&json).map_err(io)?;
+    let mut count = 0u64;
+    for entry in objects.iter().map_err(internal)? {
+        let (k, v) = entry.map_err(internal)?;
+        let (key, (revision, value)) = (k.value(), v.value());
+        w.write_all(&[OBJECT]).map_err(io)?;
+        w.write_all(&(key.len() as u32).to_be_bytes()).map_err(io)?;
+        w.write_all(key.as_bytes()).map_err(io)?;
+        w.write_all(&revision.to_be_bytes()).map_err(io)?;
+        w.write_all(&(value.len() as u32).to_be_bytes()).map_err(io)?;
+        w.write_all(value).map_err(io)?;
+        count += 1;
+    }
+    w.write_all(&[END]).map_err(io)?;
+    w.write_all(&count.to_be_bytes()).map_err(io)?;
+    let digest = w.hash.clone().finalize();
+    let bytes = w.bytes + 32;
+    let mut out = w.out;
+    out.write_all(&digest).map_err(io)?;
+    out.flush().map_err(io)?;
+    Ok(Summary {
+        header,
+        bytes,
+        sha256: hex::encode(digest),
+    })
+}
+
+/// A snapshot of `db` as a stream of chunks (for the API), written by a blocking
+/// thread; dropping the stream stops it.
+pub fn stream(db: Arc<Database>) -> futures::stream::BoxStream<'static, Result<bytes::Bytes>> {
+    use futures::StreamExt as _;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes>>(8);
+    tokio::task::spawn_blocking(move || {
+        struct Chunks(tokio::sync::mpsc::Sender<Result<bytes::Bytes>>);
+        impl Write for Chunks {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+                    .map_err(|_| std::io::Error::other("the client went away"))?;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        match write(&db, Chunks(tx.clone())) {
+            Ok(s) => tracing::info!(revision = s.header.revision, objects = s.header.objects,
+                bytes = s.bytes, "snapshot streamed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot stopped");
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }).boxed()
+}
+
+/// A reader that also hashes, and knows how far it got.
+struct Verifying<R: Read> {
+    input: R,
+    hash: Sha256,
+    offset: u64,
+}
+
+impl<R: Read> Verifying<R> {
+    fn exact(&mut self, n: usize, what: &str) -> anyhow::Result<Vec<u8>> {
+        let mut buf = vec![0; n];
+        self.input.read_exact(&mut buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => anyhow::anyhow!(
+                "the snapshot ends at byte {} inside {what}: it is truncated",
+                self.offset
+            ),
+            _ => anyhow::Error::new(e).context(format!("reading {what}")),
+        })?;
+        self.hash.update(&buf);
+        self.offset += n as u64;
+        Ok(buf)
+    }
+    fn u32(&mut self, what: &str) -> anyhow::Result<u32> {
+        Ok(u32::from_be_bytes(self.exact(4, what)?.try_into().unwrap_or_default()))
+    }
+    fn u64(&mut self, what: &str) -> anyhow::Result<u64> {
+        Ok(u64::from_be_bytes(self.exact(8, what)?.try_into().unwrap_or_default()))
+    }
+    fn field(&mut self, what: &str) -> anyhow::Result<Vec<u8>> {
+        let n = self.u32(what)?;
+        if n > MAX_FIELD {
+            bail!(
+                "{what} at byte {} claims {n} bytes: the snapshot is damaged",
+                self.offset
+            );
+        }
+        self.exact(n as usize, what)
+    }
+}
+
+/// Read a snapshot, handing each object to `each`, and verify it: magic, count and
+/// checksum. `each` sees objects before the checksum is known: a caller that writes
+/// them keeps them aside until this returns `Ok`.
+pub fn read(
+    input: impl Read,
+    mut each: impl FnMut(String, Revision, Vec<u8>) -> anyhow::Result<()>,
+) -> anyhow::Result<Summary> {
+    let mut r = Verifying {
+        input: std::io::BufReader::with_capacity(256 << 10, input),
+        hash: Sha256::new(),
+        offset: 0,
+    };
+    if r.exact(8, "the magic number")? != MAGIC {
+        bail!("this is not a wasm-apiserver store snapshot (no WASNAP01 at its start)");
+    }
+    let header: Header =
+        serde_json::from_slice(&r.field("the header")?).context("the snapshot's header")?;
+    let mut count = 0u64;
+    loop {
+        match r.exact(1, "a record tag")?[0] {
+            OBJECT => {
+                let key = String::from_utf8(r.field("a key")?)
+                    .map_err(|_| anyhow::anyhow!("a key at byte {} is not UTF-8", r.offset))?;
+                let revision = r.u64("a revision")?;
+                if revision > header.revision {
+                    bail!(
+                        "{key} has revision {revision}, after the snapshot's {}: the snapshot \
+                         is damaged",
+                        header.revision
+                    );
+                }
+                let value = r.field("a value")?;
+                each(key, revision, value)?;
+                count += 1;
+            }
+            END => break,
+            t => bail!("unknown record tag {t} at byte {}: the snapshot is damaged", r.offset),
+        }
+    }
+    let stated = r.u64("the object count")?;
+    let digest = r.hash.clone().finalize();
+    let mut stored = [0u8; 32];
+    r.input.read_exact(&mut stored).map_err(|_| {
+        anyhow::anyhow!("the snapshot ends before its checksum: it is truncated")
+    })?;
+    if stored[..] != digest[..] {
+        bail!(
+            "the snapshot's checksum does not match its content (sha256 {} stated, {} \
+             computed): it was changed or damaged",
+            hex::encode(stored),
+            hex::encode(digest)
+        );
+    }
+    if stated != count || count != header.objects {
+        bail!(
+            "the snapshot holds {count} objects, but says {stated} (header: {})",
+            header.objects
+        );
+    }
+    let mut extra = [0u8; 1];
+    if r.input.read(&mut extra)? != 0 {
+        bail!("the snapshot has bytes after its checksum: it is damaged");
+    }
+    Ok(Summary {
+        header,
+        bytes: r.offset + 32,
+        sha256: hex::encode(digest),
+    })
+}
+
+/// Restore `snapshot` into the store folder `dir` (`DATA/store`): a new store file
+/// with exactly the snapshot's objects, its revision moved `bump` past the
+/// snapshot's and its history empty, so that clients holding a later
+/// resourceVersion get 410 Expired and relist (as after `etcdutl snapshot restore
+/// --bump-revision --mark-compacted`). Refuses an existing store unless `force`.
+pub fn restore(snapshot: &Path, dir: &Path, force: bool, bump: u64) -> anyhow::Result<Summary> {
+    let target = dir.join(FILE_NAME);
+    if target.exists() && !force {
+        bail!(
+            "{} already holds a store; pass --force to replace it (the server must be stopped)",
+            target.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let input = std::fs::File::open(snapshot)
+        .with_context(|| format!("opening the snapshot {}", snapshot.display()))?;
+    let partial = dir.join(format!("{FILE_NAME}.restoring"));
+    let _ = std::fs::remove_file(&partial);
+    let result = (|| -> anyhow::Result<Summary> {
+        let db = Database::create(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?;
+        let mut bytes = 0u64;
+        let mut batch: Vec<(String, Revision, Vec<u8>)> = Vec::new();
+        let flush = |batch: &mut Vec<(String, Revision, Vec<u8>)>| -> anyhow::Result<()> {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::None);
+            {
+                let mut objects = tx.open_table(OBJECTS)?;
+                for (k, rev, v) in batch.drain(..) {
+                    objects.insert(k.as_str(), (rev, v.as_slice()))?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        let summary = read(input, |key, rev, value| {
+            bytes += size(&key, &value);
+            batch.push((key, rev, value));
+            if batch.len() == 4096 {
+                flush(&mut batch)?;
+            }
+            Ok(())
+        })
+        .with_context(|| format!("the snapshot {}", snapshot.display()))?;
+        flush(&mut batch)?;
+        let revision = summary.header.revision + bump;
+        let mut tx = db.begin_write()?;
+        tx.set_durability(Durability::Immediate);
+        {
+            tx.open_table(OBJECTS)?;
+            tx.open_table(HISTORY)?;
+            let mut meta = tx.open_table(META)?;
+            meta.insert(REVISION, revision)?;
+            meta.insert(COMPACTED, revision)?;
+            meta.insert(OBJECTS_BYTES, bytes)?;
+        }
+        tx.commit()?;
+        Ok(summary)
+    })();
+    match result {
+        Ok(summary) => {
+            std::fs::rename(&partial, &target)
+                .with_context(|| format!("putting the restored store at {}", target.display()))?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+/// Verify a snapshot file without restoring it.
+pub fn verify(path: &Path) -> anyhow::Result<Summary> {
+    let input = std::fs::File::open(path)
+        .with_context(|| format!("opening the snapshot {}", path.display()))?;
+    read(input, |_, _, _| Ok(())).with_context(|| format!("the snapshot {}", path.display()))
+}
+
+/// Write a snapshot of `db` into `dir` (scheduled snapshots): a temporary file
+/// renamed into place once complete, then the oldest beyond `keep` removed.
+pub fn save_in(db: &Database, dir: &Path, keep: usize) -> anyhow::Result<(std::path::PathBuf, Summary)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let partial = dir.join(".snapshot.partial");
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let summary = write(db, &file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    file.sync_all()?;
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
+    let path = dir.join(format!(
+        "snapshot-{stamp}-rv{}.wasnap",
+        summary.header.revision
+    ));
+    std::fs::rename(&partial, &path)?;
+    let mut all: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".wasnap"))
+        })
+        .collect();
+    all.sort();
+    for old in all.iter().take(all.len().saturating_sub(keep.max(1))) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok((path, summary))
+}
