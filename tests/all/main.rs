@@ -12,6 +12,7 @@ mod admission;
 mod apply;
 mod auth;
 mod devops;
+mod embedded_store;
 mod etcd;
 mod fuzz;
 mod hello_behaviour;

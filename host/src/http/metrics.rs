@@ -177,7 +177,10 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     });
     for (name, help, value) in state.registry.storage.gauges() {
         use std::fmt::Write as _;
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
     }
     let mut resp = out.into_response();
     resp.headers_mut().insert(

@@ -138,7 +138,11 @@ async fn save(file: &std::path::Path, kubeconfig: Option<PathBuf>) -> anyhow::Re
     let status = response.status();
     let mut body = response.into_body();
     if !status.is_success() {
-        let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let message = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|s| s["message"].as_str().map(str::to_string))
@@ -167,7 +171,12 @@ async fn save(file: &std::path::Path, kubeconfig: Option<PathBuf>) -> anyhow::Re
 }
 
 /// Take a snapshot every `interval` into `dir`, keeping the newest `keep`.
-pub fn schedule_snapshots(store: Arc<EmbeddedStore>, interval: Duration, dir: PathBuf, keep: usize) {
+pub fn schedule_snapshots(
+    store: Arc<EmbeddedStore>,
+    interval: Duration,
+    dir: PathBuf,
+    keep: usize,
+) {
     tracing::info!(?interval, dir = %dir.display(), keep, "scheduled snapshots of the embedded store");
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -176,8 +185,10 @@ pub fn schedule_snapshots(store: Arc<EmbeddedStore>, interval: Duration, dir: Pa
         loop {
             tick.tick().await;
             match store.save_snapshot(dir.clone(), keep).await {
-                Ok((path, s)) => tracing::info!(file = %path.display(), revision = s.header.revision,
-                    objects = s.header.objects, bytes = s.bytes, "snapshot saved"),
+                Ok((path, s)) => {
+                    tracing::info!(file = %path.display(), revision = s.header.revision,
+                    objects = s.header.objects, bytes = s.bytes, "snapshot saved")
+                }
                 Err(e) => tracing::error!(error = %format!("{e:#}"), dir = %dir.display(),
                     "the scheduled snapshot failed"),
             }

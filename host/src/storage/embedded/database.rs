@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::space::WriteKind;
 use super::{
-    internal, open_db, size, Change, Inner, Versioned, COMPACTED, HISTORY, HISTORY_REVISIONS,
-    META, OBJECTS, OBJECTS_BYTES, REVISION,
+    internal, open_db, size, Change, Inner, Versioned, COMPACTED, HISTORY, HISTORY_REVISIONS, META,
+    OBJECTS, OBJECTS_BYTES, REVISION,
 };
 use crate::storage::{Event, Result, Revision, StorageError};
 
@@ -124,10 +124,7 @@ impl Inner {
             let mut out = Vec::new();
             for entry in history.range(*published + 1..).map_err(internal)? {
                 let (k, v) = entry.map_err(internal)?;
-                out.push((
-                    k.value(),
-                    serde_json::from_slice(v.value()).map_err(internal)?,
-                ));
+                out.push((k.value(), Change::decode(v.value())?));
             }
             Ok(out)
         })();
@@ -201,28 +198,34 @@ impl Inner {
                     objects.remove(key).map_err(internal)?;
                 }
             }
-            let change = Change {
-                key: key.to_string(),
-                prev: prev.clone(),
-                value: value.clone(),
-            };
-            let encoded = serde_json::to_vec(&change).map_err(internal)?;
-            history.insert(rev, encoded.as_slice()).map_err(internal)?;
             meta.insert(REVISION, rev).map_err(internal)?;
             meta.insert(OBJECTS_BYTES, bytes).map_err(internal)?;
-            // Trim history in small steps so that no write pays for a large trim; on a
-            // full disk, harder, so that deletes give space back.
-            let (window, step) = match space.disk_full() {
-                false => (HISTORY_REVISIONS, 16),
-                true => (super::space::MIN_HISTORY, 64),
-            };
-            let keep_from = rev.saturating_sub(window);
-            if keep_from > compacted {
-                let upto = keep_from.min(compacted + step);
-                for r in compacted..upto {
-                    history.remove(r).map_err(internal)?;
+            if space.disk_full() {
+                // Out of disk: history goes (its pages free without new ones, and it
+                // holds a copy of every recent value), so that deletes give space
+                // back. Watchers resuming from before now get 410 and relist.
+                drop(history);
+                tx.delete_table(HISTORY).map_err(internal)?;
+                tx.open_table(HISTORY).map_err(internal)?;
+                meta.insert(COMPACTED, rev).map_err(internal)?;
+            } else {
+                let change = Change {
+                    key: key.to_string(),
+                    prev: prev.clone(),
+                    value: value.clone(),
+                };
+                history
+                    .insert(rev, change.encode().as_slice())
+                    .map_err(internal)?;
+                // Trim history in small steps so that no write pays for a large trim.
+                let keep_from = rev.saturating_sub(HISTORY_REVISIONS);
+                if keep_from > compacted {
+                    let upto = keep_from.min(compacted + 16);
+                    for r in compacted..upto {
+                        history.remove(r).map_err(internal)?;
+                    }
+                    meta.insert(COMPACTED, upto).map_err(internal)?;
                 }
-                meta.insert(COMPACTED, upto).map_err(internal)?;
             }
             ((rev, prev, value), bytes)
         };

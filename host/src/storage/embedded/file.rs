@@ -139,17 +139,23 @@ fn allocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
 
 impl redb::StorageBackend for LiveFile {
     fn len(&self) -> io::Result<u64> {
-        self.file
-            .metadata()
-            .map(|m| m.len())
-            .map_err(|e| self.state.fail(&e, format!("reading the length of {}", self.path.display()), 0))
+        self.file.metadata().map(|m| m.len()).map_err(|e| {
+            self.state.fail(
+                &e,
+                format!("reading the length of {}", self.path.display()),
+                0,
+            )
+        })
     }
 
     fn read(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut buf = vec![0; len];
         self.file.read_exact_at(&mut buf, offset).map_err(|e| {
-            self.state
-                .fail(&e, format!("reading {} at {offset}", self.path.display()), 0)
+            self.state.fail(
+                &e,
+                format!("reading {} at {offset}", self.path.display()),
+                0,
+            )
         })?;
         Ok(buf)
     }
@@ -180,15 +186,19 @@ impl redb::StorageBackend for LiveFile {
     }
 
     fn sync_data(&self, _eventual: bool) -> io::Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| self.state.fail(&e, format!("syncing {}", self.path.display()), 0))
+        self.file.sync_data().map_err(|e| {
+            self.state
+                .fail(&e, format!("syncing {}", self.path.display()), 0)
+        })
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.file.write_all_at(data, offset).map_err(|e| {
-            self.state
-                .fail(&e, format!("writing {} at {offset}", self.path.display()), 0)
+            self.state.fail(
+                &e,
+                format!("writing {} at {offset}", self.path.display()),
+                0,
+            )
         })
     }
 }

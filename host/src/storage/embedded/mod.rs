@@ -68,6 +68,74 @@ pub struct Change {
     pub value: Option<Vec<u8>>,
 }
 
+/// The first byte of a history entry in the binary encoding. Entries written before
+/// it are JSON (and start with `{`); both are read.
+const CHANGE_V1: u8 = 1;
+
+impl Change {
+    /// Binary: tag, u32 key length, key, then the previous value (flag, u64 revision,
+    /// u32 length, bytes) and the new value (flag, u32 length, bytes), big-endian.
+    /// JSON wrote every byte of a value as a number: four times the size.
+    pub fn encode(&self) -> Vec<u8> {
+        let value_len = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len);
+        let prev_len = self.prev.as_ref().map_or(0, |(_, v)| v.len());
+        let mut out = Vec::with_capacity(32 + self.key.len() + prev_len + value_len(&self.value));
+        out.push(CHANGE_V1);
+        out.extend_from_slice(&(self.key.len() as u32).to_be_bytes());
+        out.extend_from_slice(self.key.as_bytes());
+        match &self.prev {
+            Some((rev, v)) => {
+                out.push(1);
+                out.extend_from_slice(&rev.to_be_bytes());
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.push(0),
+        }
+        match &self.value {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.push(0),
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Change> {
+        if bytes.first() != Some(&CHANGE_V1) {
+            return serde_json::from_slice(bytes).map_err(internal);
+        }
+        let bad = || StorageError::Internal("a history entry is damaged".into());
+        let mut at = 1;
+        let mut take = |n: usize| -> Result<&[u8]> {
+            let s = bytes.get(at..at + n).ok_or_else(bad)?;
+            at += n;
+            Ok(s)
+        };
+        let u32_at = |s: &[u8]| u32::from_be_bytes(s.try_into().unwrap_or_default()) as usize;
+        let n = u32_at(take(4)?);
+        let key = String::from_utf8(take(n)?.to_vec()).map_err(|_| bad())?;
+        let prev = match take(1)?[0] {
+            0 => None,
+            _ => {
+                let rev = u64::from_be_bytes(take(8)?.try_into().unwrap_or_default());
+                let n = u32_at(take(4)?);
+                Some((rev, take(n)?.to_vec()))
+            }
+        };
+        let value = match take(1)?[0] {
+            0 => None,
+            _ => {
+                let n = u32_at(take(4)?);
+                Some(take(n)?.to_vec())
+            }
+        };
+        Ok(Change { key, prev, value })
+    }
+}
+
 /// How many committed writes a storage watch may fall behind the writers before it
 /// ends with an error (its consumer then resumes from history).
 const FEED_CAPACITY: usize = 4096;
@@ -189,7 +257,10 @@ impl EmbeddedStore {
                 meta.insert(REVISION, 1).map_err(internal)?;
                 meta.insert(COMPACTED, 1).map_err(internal)?;
             }
-            let counted = meta.get(OBJECTS_BYTES).map_err(internal)?.map(|v| v.value());
+            let counted = meta
+                .get(OBJECTS_BYTES)
+                .map_err(internal)?
+                .map(|v| v.value());
             match counted {
                 Some(n) => n,
                 None => {
@@ -330,7 +401,7 @@ impl EmbeddedStore {
             let history = tx.open_table(HISTORY).map_err(internal)?;
             for entry in history.range(at + 1..).map_err(internal)? {
                 let (_, v) = entry.map_err(internal)?;
-                let change: Change = serde_json::from_slice(v.value()).map_err(internal)?;
+                let change = Change::decode(v.value())?;
                 if in_range(&change.key) && !as_of.contains_key(&change.key) {
                     as_of.insert(change.key, change.prev);
                 }
@@ -414,10 +485,7 @@ impl EmbeddedStore {
             let mut out = Vec::new();
             for entry in history.range(from + 1..).map_err(internal)? {
                 let (k, v) = entry.map_err(internal)?;
-                out.push((
-                    k.value(),
-                    serde_json::from_slice(v.value()).map_err(internal)?,
-                ));
+                out.push((k.value(), Change::decode(v.value())?));
             }
             Ok(out)
         })

@@ -23,7 +23,9 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{internal, size, COMPACTED, FILE_NAME, HISTORY, META, OBJECTS, OBJECTS_BYTES, REVISION};
+use super::{
+    internal, size, COMPACTED, FILE_NAME, HISTORY, META, OBJECTS, OBJECTS_BYTES, REVISION,
+};
 use crate::storage::{Result, Revision, StorageError};
 
 const MAGIC: &[u8; 8] = b"WASNAP01";
@@ -92,7 +94,8 @@ pub fn write(db: &Database, out: impl Write) -> Result<Summary> {
     };
     let json = serde_json::to_vec(&header).map_err(internal)?;
     w.write_all(MAGIC).map_err(io)?;
-    w.write_all(&(json.len() as u32).to_be_bytes()).map_err(io)?;
+    w.write_all(&(json.len() as u32).to_be_bytes())
+        .map_err(io)?;
     w.write_all(&json).map_err(io)?;
     let mut count = 0u64;
     for entry in objects.iter().map_err(internal)? {
@@ -102,7 +105,8 @@ pub fn write(db: &Database, out: impl Write) -> Result<Summary> {
         w.write_all(&(key.len() as u32).to_be_bytes()).map_err(io)?;
         w.write_all(key.as_bytes()).map_err(io)?;
         w.write_all(&revision.to_be_bytes()).map_err(io)?;
-        w.write_all(&(value.len() as u32).to_be_bytes()).map_err(io)?;
+        w.write_all(&(value.len() as u32).to_be_bytes())
+            .map_err(io)?;
         w.write_all(value).map_err(io)?;
         count += 1;
     }
@@ -139,8 +143,12 @@ pub fn stream(db: Arc<Database>) -> futures::stream::BoxStream<'static, Result<b
             }
         }
         match write(&db, Chunks(tx.clone())) {
-            Ok(s) => tracing::info!(revision = s.header.revision, objects = s.header.objects,
-                bytes = s.bytes, "snapshot streamed"),
+            Ok(s) => tracing::info!(
+                revision = s.header.revision,
+                objects = s.header.objects,
+                bytes = s.bytes,
+                "snapshot streamed"
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot stopped");
                 let _ = tx.blocking_send(Err(e));
@@ -160,22 +168,28 @@ struct Verifying<R: Read> {
 impl<R: Read> Verifying<R> {
     fn exact(&mut self, n: usize, what: &str) -> anyhow::Result<Vec<u8>> {
         let mut buf = vec![0; n];
-        self.input.read_exact(&mut buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => anyhow::anyhow!(
-                "the snapshot ends at byte {} inside {what}: it is truncated",
-                self.offset
-            ),
-            _ => anyhow::Error::new(e).context(format!("reading {what}")),
-        })?;
+        self.input
+            .read_exact(&mut buf)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => anyhow::anyhow!(
+                    "the snapshot ends at byte {} inside {what}: it is truncated",
+                    self.offset
+                ),
+                _ => anyhow::Error::new(e).context(format!("reading {what}")),
+            })?;
         self.hash.update(&buf);
         self.offset += n as u64;
         Ok(buf)
     }
     fn u32(&mut self, what: &str) -> anyhow::Result<u32> {
-        Ok(u32::from_be_bytes(self.exact(4, what)?.try_into().unwrap_or_default()))
+        Ok(u32::from_be_bytes(
+            self.exact(4, what)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u64(&mut self, what: &str) -> anyhow::Result<u64> {
-        Ok(u64::from_be_bytes(self.exact(8, what)?.try_into().unwrap_or_default()))
+        Ok(u64::from_be_bytes(
+            self.exact(8, what)?.try_into().unwrap_or_default(),
+        ))
     }
     fn field(&mut self, what: &str) -> anyhow::Result<Vec<u8>> {
         let n = self.u32(what)?;
@@ -225,15 +239,18 @@ pub fn read(
                 count += 1;
             }
             END => break,
-            t => bail!("unknown record tag {t} at byte {}: the snapshot is damaged", r.offset),
+            t => bail!(
+                "unknown record tag {t} at byte {}: the snapshot is damaged",
+                r.offset
+            ),
         }
     }
     let stated = r.u64("the object count")?;
     let digest = r.hash.clone().finalize();
     let mut stored = [0u8; 32];
-    r.input.read_exact(&mut stored).map_err(|_| {
-        anyhow::anyhow!("the snapshot ends before its checksum: it is truncated")
-    })?;
+    r.input
+        .read_exact(&mut stored)
+        .map_err(|_| anyhow::anyhow!("the snapshot ends before its checksum: it is truncated"))?;
     if stored[..] != digest[..] {
         bail!(
             "the snapshot's checksum does not match its content (sha256 {} stated, {} \
@@ -340,7 +357,11 @@ pub fn verify(path: &Path) -> anyhow::Result<Summary> {
 
 /// Write a snapshot of `db` into `dir` (scheduled snapshots): a temporary file
 /// renamed into place once complete, then the oldest beyond `keep` removed.
-pub fn save_in(db: &Database, dir: &Path, keep: usize) -> anyhow::Result<(std::path::PathBuf, Summary)> {
+pub fn save_in(
+    db: &Database,
+    dir: &Path,
+    keep: usize,
+) -> anyhow::Result<(std::path::PathBuf, Summary)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let partial = dir.join(".snapshot.partial");
     let file = std::fs::File::create(&partial)

@@ -8,9 +8,9 @@
 //! A full disk is learned from a growth of the file that failed. From then on, writes
 //! other than deletes are refused at once, without touching the file, except one
 //! probe a second once something changed (objects deleted, space freed on the disk);
-//! the first write that succeeds ends the condition. While the condition lasts, every
-//! write also trims the oldest history (down to [`MIN_HISTORY`] revisions), so that
-//! deletes give space back.
+//! the first write that succeeds ends the condition. While the condition lasts, writes
+//! keep no history (it holds a copy of every recent value), so that deletes give
+//! space back; watchers resuming from before get 410 and relist.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +21,6 @@ use crate::storage::StorageError;
 
 /// The default quota: etcd's default backend quota.
 pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
-
-/// History kept while the disk is full (resume windows shrink; clients relist).
-pub const MIN_HISTORY: u64 = 100;
 
 /// How often a refused write may probe whether space came back.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -45,6 +42,8 @@ pub struct Space {
     dir: PathBuf,
     file: PathBuf,
     full: Mutex<Option<DiskFull>>,
+    /// The last write refused for the quota, until one that adds bytes commits.
+    quota_refused: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +64,7 @@ impl Space {
             dir: dir.to_path_buf(),
             file: file.to_path_buf(),
             full: Mutex::new(None),
+            quota_refused: Default::default(),
         }
     }
 
@@ -94,6 +94,9 @@ impl Space {
 
     /// A write of this kind committed.
     pub fn committed(&self, kind: WriteKind) {
+        if kind == WriteKind::Grow {
+            self.quota_refused.store(false, Ordering::Relaxed);
+        }
         let mut full = crate::sync::lock(&self.full);
         match (kind, full.as_mut()) {
             (WriteKind::Delete, Some(f)) => f.deletes_since += 1,
@@ -140,6 +143,7 @@ impl Space {
 
     /// The quota error for a write that would make the objects `after` bytes.
     pub fn over_quota(&self, after: u64) -> StorageError {
+        self.quota_refused.store(true, Ordering::Relaxed);
         StorageError::NoSpace(format!(
             "database space exceeded: this write would make the stored objects {after} bytes, \
              over the embedded store's quota of {} bytes (--store-quota-bytes); delete objects \
@@ -157,8 +161,9 @@ impl Space {
             ));
         }
         let used = self.objects_bytes.load(Ordering::Relaxed);
-        // Within 1% of the quota: the next writes will be refused.
-        (used.saturating_mul(100) >= self.quota.saturating_mul(99)).then(|| {
+        // A write was refused, or the next ones will be (within 1% of the quota).
+        let near = used.saturating_mul(100) >= self.quota.saturating_mul(99);
+        (near || self.quota_refused.load(Ordering::Relaxed)).then(|| {
             format!(
                 "database space exceeded: objects take {used} of the {}-byte quota \
                  (--store-quota-bytes); writes that add bytes are refused, reads and deletes \
