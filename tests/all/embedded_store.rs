@@ -573,3 +573,50 @@ async fn a_truncated_or_tampered_snapshot_is_refused_and_nothing_is_written() {
         assert!(left.is_empty(), "{what}: restore left {left:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_snapshots_are_taken_verified_and_pruned() {
+    let s = Server::start_with(&[
+        "--store-snapshot-interval",
+        "300ms",
+        "--store-snapshot-retention",
+        "2",
+    ]);
+    assert_eq!(create(&s, "kept", 100).await.0, 201);
+    let dir = s.path().join("data/snapshots");
+    let snapshots = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.retain(|p| p.extension().is_some_and(|e| e == "wasnap"));
+        v.sort();
+        v
+    };
+    // Several intervals pass: two are kept, the newest has the object.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let kept = snapshots();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let newest = kept.last().unwrap().display().to_string();
+    let (code, out, err) = run(s.path(), &["store", "snapshot", "status", &newest]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(" objects, ") && out.contains("sha256 "),
+        "{out}"
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(
+        fresh.path(),
+        &[
+            "store",
+            "snapshot",
+            "restore",
+            &newest,
+            "--data-dir",
+            "data",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    copy_examples(fresh.path());
+    let restored = Server::start_in(fresh);
+    assert!(names(&restored).await.contains("kept"));
+}

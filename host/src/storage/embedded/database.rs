@@ -38,7 +38,7 @@ impl Inner {
             "the embedded store met an I/O error; reopening it");
         let reopened = self.reopen(Some(&cause));
         if cause.no_space {
-            return self.space.out_of_disk(&cause.message);
+            return self.space.out_of_disk(&cause);
         }
         match reopened {
             Ok(_) => StorageError::Unavailable(format!(

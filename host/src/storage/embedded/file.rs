@@ -37,8 +37,8 @@ pub struct FileError {
     pub no_space: bool,
     /// What was being done, and the error.
     pub message: String,
-    /// For a growth: the bytes asked for.
-    pub wanted: u64,
+    /// For a growth: the file's length before and the length asked for.
+    pub growth: Option<(u64, u64)>,
 }
 
 impl FileState {
@@ -50,12 +50,12 @@ impl FileState {
         crate::sync::lock(&self.last).take()
     }
 
-    fn fail(&self, e: &io::Error, what: String, wanted: u64) -> io::Error {
+    fn fail(&self, e: &io::Error, what: String, growth: Option<(u64, u64)>) -> io::Error {
         let no_space = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
         *crate::sync::lock(&self.last) = Some(FileError {
             no_space,
             message: format!("{what}: {e}"),
-            wanted,
+            growth,
         });
         self.failed.store(true, Ordering::Release);
         io::Error::new(e.kind(), format!("{what}: {e}"))
@@ -143,7 +143,7 @@ impl redb::StorageBackend for LiveFile {
             self.state.fail(
                 &e,
                 format!("reading the length of {}", self.path.display()),
-                0,
+                None,
             )
         })
     }
@@ -154,7 +154,7 @@ impl redb::StorageBackend for LiveFile {
             self.state.fail(
                 &e,
                 format!("reading {} at {offset}", self.path.display()),
-                0,
+                None,
             )
         })?;
         Ok(buf)
@@ -170,13 +170,13 @@ impl redb::StorageBackend for LiveFile {
                         "growing {} from {current} to {len} bytes",
                         self.path.display()
                     ),
-                    len - current,
+                    Some((current, len)),
                 )
             })
         } else {
             self.file.set_len(len).map_err(|e| {
                 self.state
-                    .fail(&e, format!("shrinking {}", self.path.display()), 0)
+                    .fail(&e, format!("shrinking {}", self.path.display()), None)
             })
         };
         if result.is_ok() {
@@ -188,7 +188,7 @@ impl redb::StorageBackend for LiveFile {
     fn sync_data(&self, _eventual: bool) -> io::Result<()> {
         self.file.sync_data().map_err(|e| {
             self.state
-                .fail(&e, format!("syncing {}", self.path.display()), 0)
+                .fail(&e, format!("syncing {}", self.path.display()), None)
         })
     }
 
@@ -197,7 +197,7 @@ impl redb::StorageBackend for LiveFile {
             self.state.fail(
                 &e,
                 format!("writing {} at {offset}", self.path.display()),
-                0,
+                None,
             )
         })
     }

@@ -15,18 +15,19 @@
 pub mod check;
 mod database;
 pub mod file;
+mod history;
+mod list;
 pub mod snapshot;
 pub mod space;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use file::{FileState, LiveFile};
+pub use history::Change;
 use space::{Space, WriteKind};
 
 use futures::stream::BoxStream;
@@ -56,84 +57,6 @@ pub const FILE_NAME: &str = "objects.redb";
 /// What an object counts against the quota.
 fn size(key: &str, value: &[u8]) -> u64 {
     (key.len() + value.len()) as u64
-}
-
-/// One write, as kept in history.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Change {
-    pub key: String,
-    /// The value before the write, with its revision; `None` for a create.
-    pub prev: Option<(Revision, Vec<u8>)>,
-    /// The value after the write; `None` for a delete.
-    pub value: Option<Vec<u8>>,
-}
-
-/// The first byte of a history entry in the binary encoding. Entries written before
-/// it are JSON (and start with `{`); both are read.
-const CHANGE_V1: u8 = 1;
-
-impl Change {
-    /// Binary: tag, u32 key length, key, then the previous value (flag, u64 revision,
-    /// u32 length, bytes) and the new value (flag, u32 length, bytes), big-endian.
-    /// JSON wrote every byte of a value as a number: four times the size.
-    pub fn encode(&self) -> Vec<u8> {
-        let value_len = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len);
-        let prev_len = self.prev.as_ref().map_or(0, |(_, v)| v.len());
-        let mut out = Vec::with_capacity(32 + self.key.len() + prev_len + value_len(&self.value));
-        out.push(CHANGE_V1);
-        out.extend_from_slice(&(self.key.len() as u32).to_be_bytes());
-        out.extend_from_slice(self.key.as_bytes());
-        match &self.prev {
-            Some((rev, v)) => {
-                out.push(1);
-                out.extend_from_slice(&rev.to_be_bytes());
-                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                out.extend_from_slice(v);
-            }
-            None => out.push(0),
-        }
-        match &self.value {
-            Some(v) => {
-                out.push(1);
-                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                out.extend_from_slice(v);
-            }
-            None => out.push(0),
-        }
-        out
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Change> {
-        if bytes.first() != Some(&CHANGE_V1) {
-            return serde_json::from_slice(bytes).map_err(internal);
-        }
-        let bad = || StorageError::Internal("a history entry is damaged".into());
-        let mut at = 1;
-        let mut take = |n: usize| -> Result<&[u8]> {
-            let s = bytes.get(at..at + n).ok_or_else(bad)?;
-            at += n;
-            Ok(s)
-        };
-        let u32_at = |s: &[u8]| u32::from_be_bytes(s.try_into().unwrap_or_default()) as usize;
-        let n = u32_at(take(4)?);
-        let key = String::from_utf8(take(n)?.to_vec()).map_err(|_| bad())?;
-        let prev = match take(1)?[0] {
-            0 => None,
-            _ => {
-                let rev = u64::from_be_bytes(take(8)?.try_into().unwrap_or_default());
-                let n = u32_at(take(4)?);
-                Some((rev, take(n)?.to_vec()))
-            }
-        };
-        let value = match take(1)?[0] {
-            0 => None,
-            _ => {
-                let n = u32_at(take(4)?);
-                Some(take(n)?.to_vec())
-            }
-        };
-        Ok(Change { key, prev, value })
-    }
 }
 
 /// How many committed writes a storage watch may fall behind the writers before it
@@ -362,107 +285,6 @@ impl EmbeddedStore {
             snapshot::save_in(&db, &dir, keep)
         })
         .await?
-    }
-
-    fn list_blocking(db: &Database, req: &ListRequest) -> Result<ListPage> {
-        let tx = db.begin_read().map_err(internal)?;
-        let objects = tx.open_table(OBJECTS).map_err(internal)?;
-        let meta = tx.open_table(META).map_err(internal)?;
-        let current = meta
-            .get(REVISION)
-            .map_err(internal)?
-            .map(|v| v.value())
-            .unwrap_or(1);
-        let at = req.revision.unwrap_or(current);
-        if at > current {
-            return Err(StorageError::TooLarge {
-                requested: at,
-                current,
-            });
-        }
-        let start = req.start.clone().unwrap_or_else(|| req.prefix.clone());
-        let in_range = |k: &str| k.starts_with(&req.prefix) && k >= start.as_str();
-
-        // Changes after `at` in the range: each key's state as of `at` is the `prev` of
-        // its first change after `at`.
-        let mut as_of: BTreeMap<String, Option<(Revision, Vec<u8>)>> = BTreeMap::new();
-        if at < current {
-            let compacted = meta
-                .get(COMPACTED)
-                .map_err(internal)?
-                .map(|v| v.value())
-                .unwrap_or(1);
-            if at < compacted {
-                return Err(StorageError::Expired {
-                    requested: at,
-                    oldest: compacted,
-                });
-            }
-            let history = tx.open_table(HISTORY).map_err(internal)?;
-            for entry in history.range(at + 1..).map_err(internal)? {
-                let (_, v) = entry.map_err(internal)?;
-                let change = Change::decode(v.value())?;
-                if in_range(&change.key) && !as_of.contains_key(&change.key) {
-                    as_of.insert(change.key, change.prev);
-                }
-            }
-        }
-
-        let limit = req.limit.unwrap_or(usize::MAX);
-        let mut items = Vec::new();
-        let mut overlay = as_of.into_iter().peekable();
-        let mut current_items = objects
-            .range(start.as_str()..)
-            .map_err(internal)?
-            .peekable();
-        let mut more = false;
-        loop {
-            // Merge the current keys with the overlay, in key order.
-            let next_current = match current_items.peek() {
-                Some(Ok((k, _))) if k.value().starts_with(&req.prefix) => {
-                    Some(k.value().to_string())
-                }
-                Some(Err(_)) => {
-                    let e = current_items.next().unwrap().err().unwrap();
-                    return Err(internal(e));
-                }
-                _ => None,
-            };
-            let next_overlay = overlay.peek().map(|(k, _)| k.clone());
-            let (key, state) = match (next_current, next_overlay) {
-                (None, None) => break,
-                (Some(c), Some(o)) if o <= c => {
-                    if o == c {
-                        current_items.next();
-                    }
-                    let (k, s) = overlay.next().unwrap();
-                    (k, s)
-                }
-                (Some(c), _) => {
-                    let (_, v) = current_items.next().unwrap().map_err(internal)?;
-                    let (rev, value) = v.value();
-                    (c, Some((rev, value.to_vec())))
-                }
-                (None, Some(_)) => overlay.next().unwrap(),
-            };
-            let Some((revision, value)) = state else {
-                continue;
-            };
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(Stored {
-                key,
-                value,
-                revision,
-            });
-        }
-        Ok(ListPage {
-            items,
-            revision: at,
-            more,
-        })
     }
 
     /// The changes after `from` (exclusive), oldest first, or `Expired`.
@@ -700,3 +522,6 @@ impl Storage for EmbeddedStore {
         Ok(snapshot::stream(db))
     }
 }
+
+#[cfg(test)]
+mod tests;

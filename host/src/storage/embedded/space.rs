@@ -109,15 +109,19 @@ impl Space {
         }
     }
 
-    /// A write failed for lack of disk space: `message` says what.
-    pub fn out_of_disk(&self, message: &str) -> StorageError {
+    /// A write failed for lack of disk space: `cause` says what.
+    pub fn out_of_disk(&self, cause: &super::file::FileError) -> StorageError {
         let free = free_bytes(&self.dir).unwrap_or(0);
         let mut full = crate::sync::lock(&self.full);
-        let message = format!(
-            "{message}; {} free on the disk of {}",
-            human(free),
-            self.dir.display()
-        );
+        let message = match cause.growth {
+            Some((from, to)) => format!(
+                "it needs to grow from {} to {} and its disk has {} free",
+                human(from),
+                human(to),
+                human(free)
+            ),
+            None => format!("{}; {} free", cause.message, human(free)),
+        };
         if full.is_none() {
             tracing::error!(file = %self.file.display(), %message,
                 "the embedded store is out of disk space: writes are refused, reads and deletes are served");
@@ -135,8 +139,8 @@ impl Space {
 
     fn no_space_error(&self, cause: &str) -> StorageError {
         StorageError::NoSpace(format!(
-            "no space left on device: the embedded store {} cannot grow ({cause}); free disk \
-             space or delete objects (reads and deletes are still served)",
+            "no space left on device: the embedded store {} is full ({cause}); free disk space \
+             or delete objects (reads and deletes are still served)",
             self.file.display()
         ))
     }
