@@ -24,6 +24,7 @@
 #[path = "../all/common/mod.rs"]
 mod common;
 mod safety;
+mod store;
 
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -941,6 +942,9 @@ fn main() {
     }
     if run("safety") {
         rt.block_on(safety::safety());
+    }
+    if run("store") {
+        rt.block_on(store::store());
     }
 }
 

@@ -93,6 +93,10 @@ pub struct Flags {
     /// Scheduled snapshots kept; older ones are removed.
     #[arg(long, default_value_t = 5)]
     pub store_snapshot_retention: usize,
+    /// Bytes a second snapshots are written at, scheduled or over the API, so that
+    /// requests keep most of the machine (0: no limit).
+    #[arg(long, default_value_t = crate::storage::embedded::snapshot::DEFAULT_RATE)]
+    pub store_snapshot_rate: u64,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind_address: String,
@@ -300,6 +304,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             let options = crate::storage::embedded::Options {
                 quota_bytes: flags.store_quota_bytes,
                 verify_full: flags.store_verify_full,
+                snapshot_rate: flags.store_snapshot_rate,
             };
             let dir = flags.data_dir.join("store");
             let store = Arc::new(tokio::task::block_in_place(|| {

@@ -77,6 +77,7 @@ struct Inner {
     file: Arc<FileState>,
     feed: Arc<Feed>,
     space: Space,
+    snapshot_rate: u64,
 }
 
 /// Committed writes, in revision order, for storage watches. Writers hold `order`
@@ -116,6 +117,8 @@ pub struct Options {
     pub quota_bytes: u64,
     /// Check every page and value at start, not only the structure.
     pub verify_full: bool,
+    /// Bytes a second a snapshot is written at (0: as fast as it goes).
+    pub snapshot_rate: u64,
 }
 
 impl Default for Options {
@@ -123,6 +126,7 @@ impl Default for Options {
         Options {
             quota_bytes: space::DEFAULT_QUOTA_BYTES,
             verify_full: false,
+            snapshot_rate: snapshot::DEFAULT_RATE,
         }
     }
 }
@@ -164,6 +168,7 @@ impl EmbeddedStore {
                     tx,
                 }),
                 space,
+                snapshot_rate: options.snapshot_rate,
             }),
         })
     }
@@ -282,7 +287,7 @@ impl EmbeddedStore {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let db = inner.db().map_err(|e| anyhow::anyhow!("{e}"))?;
-            snapshot::save_in(&db, &dir, keep)
+            snapshot::save_in(&db, &dir, keep, inner.snapshot_rate)
         })
         .await?
     }
@@ -519,7 +524,7 @@ impl Storage for EmbeddedStore {
                 .await
                 .map_err(internal)??
         };
-        Ok(snapshot::stream(db))
+        Ok(snapshot::stream(db, self.inner.snapshot_rate))
     }
 }
 

@@ -74,17 +74,47 @@ impl<W: Write> Write for Hashing<W> {
 
 /// Write a snapshot of `db` to `out`.
 pub fn write(db: &Database, out: impl Write) -> Result<Summary> {
-    let io = |e: std::io::Error| StorageError::Internal(format!("writing the snapshot: {e}"));
     let tx = db.begin_read().map_err(internal)?;
     let objects = tx.open_table(OBJECTS).map_err(internal)?;
     let meta = tx.open_table(META).map_err(internal)?;
+    let revision = meta
+        .get(REVISION)
+        .map_err(internal)?
+        .map(|v| v.value())
+        .unwrap_or(1);
+    let count = objects.len().map_err(internal)?;
+    let mut failed = None;
+    let entries = objects
+        .iter()
+        .map_err(internal)?
+        .map_while(|entry| match entry {
+            Ok((k, v)) => {
+                let (revision, value) = v.value();
+                Some((k.value().to_string(), revision, value.to_vec()))
+            }
+            Err(e) => {
+                failed = Some(internal(e));
+                None
+            }
+        });
+    let summary = write_objects(out, revision, count, entries)?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+/// Write a snapshot at `revision` of `count` objects (key, revision, value) to `out`.
+pub fn write_objects(
+    out: impl Write,
+    revision: Revision,
+    count: u64,
+    objects: impl Iterator<Item = (String, Revision, Vec<u8>)>,
+) -> Result<Summary> {
+    let io = |e: std::io::Error| StorageError::Internal(format!("writing the snapshot: {e}"));
     let header = Header {
-        revision: meta
-            .get(REVISION)
-            .map_err(internal)?
-            .map(|v| v.value())
-            .unwrap_or(1),
-        objects: objects.len().map_err(internal)?,
+        revision,
+        objects: count,
         created_at: jiff::Timestamp::now().to_string(),
     };
     let mut w = Hashing {
@@ -97,21 +127,19 @@ pub fn write(db: &Database, out: impl Write) -> Result<Summary> {
     w.write_all(&(json.len() as u32).to_be_bytes())
         .map_err(io)?;
     w.write_all(&json).map_err(io)?;
-    let mut count = 0u64;
-    for entry in objects.iter().map_err(internal)? {
-        let (k, v) = entry.map_err(internal)?;
-        let (key, (revision, value)) = (k.value(), v.value());
+    let mut written = 0u64;
+    for (key, revision, value) in objects {
         w.write_all(&[OBJECT]).map_err(io)?;
         w.write_all(&(key.len() as u32).to_be_bytes()).map_err(io)?;
         w.write_all(key.as_bytes()).map_err(io)?;
         w.write_all(&revision.to_be_bytes()).map_err(io)?;
         w.write_all(&(value.len() as u32).to_be_bytes())
             .map_err(io)?;
-        w.write_all(value).map_err(io)?;
-        count += 1;
+        w.write_all(&value).map_err(io)?;
+        written += 1;
     }
     w.write_all(&[END]).map_err(io)?;
-    w.write_all(&count.to_be_bytes()).map_err(io)?;
+    w.write_all(&written.to_be_bytes()).map_err(io)?;
     let digest = w.hash.clone().finalize();
     let bytes = w.bytes + 32;
     let mut out = w.out;
@@ -124,37 +152,98 @@ pub fn write(db: &Database, out: impl Write) -> Result<Summary> {
     })
 }
 
-/// A snapshot of `db` as a stream of chunks (for the API), written by a blocking
-/// thread; dropping the stream stops it.
-pub fn stream(db: Arc<Database>) -> futures::stream::BoxStream<'static, Result<bytes::Bytes>> {
+/// A writer that keeps to `rate` bytes a second (0: no limit): a snapshot spreads its
+/// cost (TLS, hashing, the disk) so that requests keep most of the machine.
+pub struct Throttled<W: Write> {
+    out: W,
+    rate: u64,
+    started: std::time::Instant,
+    written: u64,
+}
+
+impl<W: Write> Throttled<W> {
+    pub fn new(out: W, rate: u64) -> Self {
+        Throttled {
+            out,
+            rate,
+            started: std::time::Instant::now(),
+            written: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for Throttled<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.written += n as u64;
+        if self.rate > 0 {
+            let due = std::time::Duration::from_secs_f64(self.written as f64 / self.rate as f64);
+            if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The default rate of snapshots: a 1 GiB store in 32 s.
+pub const DEFAULT_RATE: u64 = 32 << 20;
+
+/// Lower the calling thread's CPU priority (nice 10): a snapshot yields to requests.
+pub fn yield_to_requests() {
+    // SAFETY: setpriority on the calling thread's id; no memory is passed.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
+/// A snapshot of `db` as a stream of chunks (for the API), written by a thread of its
+/// own at a low CPU priority (so that writers keep theirs); dropping the stream stops
+/// it.
+pub fn stream(
+    db: Arc<Database>,
+    rate: u64,
+) -> futures::stream::BoxStream<'static, Result<bytes::Bytes>> {
     use futures::StreamExt as _;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes>>(8);
-    tokio::task::spawn_blocking(move || {
-        struct Chunks(tokio::sync::mpsc::Sender<Result<bytes::Bytes>>);
-        impl Write for Chunks {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
-                    .map_err(|_| std::io::Error::other("the client went away"))?;
-                Ok(buf.len())
+    let spawned = std::thread::Builder::new()
+        .name("snapshot".into())
+        .spawn(move || {
+            yield_to_requests();
+            struct Chunks(tokio::sync::mpsc::Sender<Result<bytes::Bytes>>);
+            impl Write for Chunks {
+                fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                    self.0
+                        .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+                        .map_err(|_| std::io::Error::other("the client went away"))?;
+                    Ok(buf.len())
+                }
+                fn flush(&mut self) -> std::io::Result<()> {
+                    Ok(())
+                }
             }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
+            let result = write(&db, Throttled::new(Chunks(tx.clone()), rate));
+            drop(db);
+            match result {
+                Ok(s) => tracing::info!(
+                    revision = s.header.revision,
+                    objects = s.header.objects,
+                    bytes = s.bytes,
+                    "snapshot streamed"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "snapshot stopped");
+                    let _ = tx.blocking_send(Err(e));
+                }
             }
-        }
-        match write(&db, Chunks(tx.clone())) {
-            Ok(s) => tracing::info!(
-                revision = s.header.revision,
-                objects = s.header.objects,
-                bytes = s.bytes,
-                "snapshot streamed"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "snapshot stopped");
-                let _ = tx.blocking_send(Err(e));
-            }
-        }
-    });
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start a snapshot thread");
+    }
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) }).boxed()
 }
 
@@ -361,12 +450,13 @@ pub fn save_in(
     db: &Database,
     dir: &Path,
     keep: usize,
+    rate: u64,
 ) -> anyhow::Result<(std::path::PathBuf, Summary)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let partial = dir.join(".snapshot.partial");
     let file = std::fs::File::create(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
-    let summary = write(db, &file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let summary = write(db, Throttled::new(&file, rate)).map_err(|e| anyhow::anyhow!("{e}"))?;
     file.sync_all()?;
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
     let path = dir.join(format!(
