@@ -476,7 +476,7 @@ impl Storage for EmbeddedStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        self.blocking(|db| Self::revision_in(db)).await
+        self.blocking(Self::revision_in).await
     }
 
     fn check_name(&self) -> &'static str {

@@ -70,7 +70,7 @@ async fn the_quota_counts_objects_and_lets_shrinking_writes_and_deletes_through(
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
         quota_bytes: 100,
-        verify_full: false,
+        ..Options::default()
     };
     let store = EmbeddedStore::open_with(dir.path(), &options).unwrap();
     let big = vec![b'x'; 60];
