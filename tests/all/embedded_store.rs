@@ -526,6 +526,28 @@ async fn a_truncated_or_tampered_snapshot_is_refused_and_nothing_is_written() {
         out.contains(" objects, ") && out.contains("sha256 "),
         "{out}"
     );
+    // A running server's store is not replaced, even with --force.
+    let (code, _, err) = run(
+        s.path(),
+        &[
+            "store",
+            "snapshot",
+            "restore",
+            &snap.display().to_string(),
+            "--data-dir",
+            "data",
+            "--force",
+        ],
+    );
+    assert!(
+        code != 0 && err.contains("in use by another process"),
+        "{err}"
+    );
+    assert_eq!(
+        names(&s).await.len(),
+        200,
+        "the running server's objects are all there"
+    );
     let good = std::fs::read(&snap).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (

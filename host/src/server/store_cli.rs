@@ -36,10 +36,11 @@ pub enum SnapshotCommand {
     /// Save a consistent snapshot of a running server's objects into FILE.
     Save {
         file: PathBuf,
-        /// kubeconfig for the server (its user needs `get` on the non-resource URL
-        /// /store/snapshot); in a pod, the in-cluster configuration.
+        /// kubeconfig whose server is this wasm-apiserver itself (not kube-apiserver,
+        /// which forwards only its API groups); its user needs `get` on the
+        /// non-resource URL /store/snapshot.
         #[arg(long)]
-        kubeconfig: Option<PathBuf>,
+        kubeconfig: PathBuf,
     },
     /// Restore FILE into DATA_DIR/store (the server must be stopped).
     Restore {
@@ -124,13 +125,13 @@ fn print_summary(file: &std::path::Path, s: &snapshot::Summary) {
 
 /// Stream a snapshot from the server into `file` (through `FILE.partial`, verified
 /// before it is renamed into place).
-async fn save(file: &std::path::Path, kubeconfig: Option<PathBuf>) -> anyhow::Result<()> {
+async fn save(file: &std::path::Path, kubeconfig: PathBuf) -> anyhow::Result<()> {
     use http_body_util::BodyExt as _;
     use tokio::io::AsyncWriteExt as _;
     // A backup yields the CPU to the server it copies, when they share a machine.
     // SAFETY: setpriority on this process; no memory is passed.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
-    let client = crate::auth::setup::cluster_client(kubeconfig.as_deref(), "--kubeconfig")
+    let client = crate::auth::setup::cluster_client(Some(&kubeconfig), "--kubeconfig")
         .await?
         .context("no server to take the snapshot from: pass --kubeconfig")?;
     let request = hyper::Request::get(SNAPSHOT_PATH).body(kube::client::Body::empty())?;

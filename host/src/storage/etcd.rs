@@ -162,7 +162,7 @@ impl EtcdStore {
                 let msg = s.message();
                 // etcd's NOSPACE alarm: writes refused, reads and deletes served.
                 if msg.contains("database space exceeded") {
-                    return StorageError::NoSpace(format!("etcdserver: {msg}"));
+                    return StorageError::NoSpace(msg.to_string());
                 }
                 match s.code() {
                     tonic::Code::Unavailable

@@ -9,6 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Open;
+
 use super::space::WriteKind;
 use super::{
     internal, open_db, size, Change, Inner, Versioned, COMPACTED, HISTORY, HISTORY_REVISIONS, META,
@@ -16,27 +18,24 @@ use super::{
 };
 use crate::storage::{Event, Result, Revision, StorageError};
 
-/// How long a request waits for a reopen in progress.
-const REOPEN_WAIT: Duration = Duration::from_secs(10);
-
 impl Inner {
-    /// The open database; waits for (or does) a reopen after an I/O error.
-    pub(super) fn db(&self) -> Result<Arc<Database>> {
-        if let Some(db) = crate::sync::read(&self.db).as_ref() {
-            return Ok(db.clone());
+    /// The open database; after a reopen that failed, tries again (at most once a
+    /// second).
+    pub(super) fn db(&self) -> Result<Arc<Open>> {
+        if let Some(open) = crate::sync::read(&self.db).as_ref() {
+            return Ok(open.clone());
         }
         self.reopen(None)
     }
 
-    /// An operation failed with `e`: when the file failed under it, reopen the
-    /// database and say what happened.
-    pub(super) fn failed(&self, e: StorageError) -> StorageError {
-        let Some(cause) = self.file.take_failure() else {
+    /// An operation on `open` failed with `e`: when the file failed under it, reopen
+    /// the database (once, whoever sees it first) and say what happened. Every
+    /// caller that met the failure gets the same answer.
+    pub(super) fn failed(&self, open: &Arc<Open>, e: StorageError) -> StorageError {
+        let Some(cause) = open.file.failure() else {
             return e;
         };
-        tracing::warn!(file = %self.path.display(), error = %cause.message,
-            "the embedded store met an I/O error; reopening it");
-        let reopened = self.reopen(Some(&cause));
+        let reopened = self.reopen(Some(open));
         if cause.no_space {
             return self.space.out_of_disk(&cause);
         }
@@ -50,68 +49,52 @@ impl Inner {
         }
     }
 
-    /// Reopen the database: after `cause` (the caller saw it fail), or because
-    /// another thread left it closed.
-    fn reopen(&self, cause: Option<&super::file::FileError>) -> Result<Arc<Database>> {
+    /// Open the database anew: in place of `failed` (unless another thread already
+    /// did), or because the slot is empty. The failed database refuses every call
+    /// (redb's rule after an I/O error) and writes nothing when dropped, so requests
+    /// still holding it only fail; the store's lock on the file stays held
+    /// throughout.
+    fn reopen(&self, failed: Option<&Arc<Open>>) -> Result<Arc<Open>> {
         let started = Instant::now();
         let mut last_try = crate::sync::lock(&self.reopening);
-        if cause.is_none() {
-            if let Some(db) = crate::sync::read(&self.db).as_ref() {
-                return Ok(db.clone());
+        let current = crate::sync::read(&self.db).clone();
+        match (failed, current) {
+            (Some(f), Some(c)) if !Arc::ptr_eq(f, &c) => return Ok(c),
+            (None, Some(c)) => return Ok(c),
+            // Not more than one attempt a second after a reopen failed.
+            (None, None) if last_try.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) => {
+                return Err(StorageError::Unavailable(format!(
+                    "the embedded store {} could not be reopened after an I/O error; retry",
+                    self.path.display()
+                )));
             }
-            // Not more than one attempt a second from readers.
-            if last_try.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-                return Err(self.closed());
-            }
+            _ => {}
+        }
+        if let Some(f) = failed {
+            let cause = f.file.failure().map(|c| c.message).unwrap_or_default();
+            tracing::warn!(file = %self.path.display(), error = %cause,
+                "the embedded store met an I/O error; reopening it");
+            self.failures.fetch_add(1, Ordering::Relaxed);
         }
         *last_try = Some(Instant::now());
-        let old = crate::sync::write(&self.db).take();
-        if let Some(old) = old {
-            // Requests in flight hold the old database; they fail and let go.
-            let mut old = old;
-            loop {
-                match Arc::try_unwrap(old) {
-                    Ok(db) => {
-                        drop(db);
-                        break;
-                    }
-                    Err(still) if started.elapsed() < REOPEN_WAIT => {
-                        old = still;
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Err(still) => {
-                        *crate::sync::write(&self.db) = Some(still);
-                        return Err(self.closed());
-                    }
-                }
-            }
-        }
-        match open_db(&self.path, self.file.clone()) {
-            Ok(db) => {
-                let db = Arc::new(db);
-                *crate::sync::write(&self.db) = Some(db.clone());
+        *crate::sync::write(&self.db) = None;
+        match open_db(&self.path) {
+            Ok(open) => {
+                let open = Arc::new(open);
+                *crate::sync::write(&self.db) = Some(open.clone());
                 tracing::info!(file = %self.path.display(), took = ?started.elapsed(),
                     "the embedded store was reopened");
-                Ok(db)
+                Ok(open)
             }
             Err(e) => {
                 tracing::error!(file = %self.path.display(), error = %format!("{e:#}"),
                     "reopening the embedded store failed; retrying on the next request");
-                // The error of the attempt is in the file state, not an open database.
-                self.file.take_failure();
                 Err(StorageError::Unavailable(format!(
                     "the embedded store {} could not be reopened: {e:#}",
                     self.path.display()
                 )))
             }
         }
-    }
-
-    fn closed(&self) -> StorageError {
-        StorageError::Unavailable(format!(
-            "the embedded store {} is being reopened after an I/O error; retry",
-            self.path.display()
-        ))
     }
 
     /// Publish to storage watches the writes that committed after `published`
@@ -151,10 +134,9 @@ impl Inner {
         f: &dyn Fn(Option<Versioned>) -> Result<Option<Vec<u8>>>,
     ) -> Result<(Revision, Option<Versioned>, Option<Vec<u8>>)> {
         self.space.admit(kind)?;
-        let db = self.db()?;
-        let result = Self::transaction(&db, key, f, &self.space);
-        drop(db);
-        let result = result.map_err(|e| self.failed(e))?;
+        let open = self.db()?;
+        let result = Self::transaction(&open, key, f, &self.space);
+        let result = result.map_err(|e| self.failed(&open, e))?;
         self.space.committed(kind);
         Ok(result)
     }

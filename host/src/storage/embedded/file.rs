@@ -42,12 +42,12 @@ pub struct FileError {
 }
 
 impl FileState {
-    /// The error that made the open database unusable, once (the store reopens it).
-    pub fn take_failure(&self) -> Option<FileError> {
-        if !self.failed.swap(false, Ordering::AcqRel) {
+    /// The error that made this open database unusable, if one did.
+    pub fn failure(&self) -> Option<FileError> {
+        if !self.failed.load(Ordering::Acquire) {
             return None;
         }
-        crate::sync::lock(&self.last).take()
+        crate::sync::lock(&self.last).clone()
     }
 
     fn fail(&self, e: &io::Error, what: String, growth: Option<(u64, u64)>) -> io::Error {
@@ -63,8 +63,9 @@ impl FileState {
 }
 
 /// Lock `file` for this process (`exclusive`) or for readers: a second server on the
-/// same data folder, or an offline tool while a server runs, is refused.
-fn lock(file: &File, path: &Path, exclusive: bool) -> anyhow::Result<()> {
+/// same data folder, or an offline tool while a server runs, is refused. The store
+/// holds its lock on a descriptor of its own for its whole life, across reopens.
+pub fn lock(file: &File, path: &Path, exclusive: bool) -> anyhow::Result<()> {
     let mode = if exclusive {
         libc::LOCK_EX
     } else {
@@ -102,7 +103,6 @@ impl LiveFile {
             .truncate(false)
             .open(path)
             .with_context(|| format!("opening the embedded store {}", path.display()))?;
-        lock(&file, path, true)?;
         let len = file.metadata()?.len();
         state.len.store(len, Ordering::Relaxed);
         // A file written by an earlier version may have holes (it was extended without
@@ -200,13 +200,6 @@ impl redb::StorageBackend for LiveFile {
                 None,
             )
         })
-    }
-}
-
-impl Drop for LiveFile {
-    fn drop(&mut self) {
-        // SAFETY: as in `lock`.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 

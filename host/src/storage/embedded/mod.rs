@@ -67,14 +67,17 @@ pub struct EmbeddedStore {
     inner: Arc<Inner>,
 }
 
-/// The open database and what the store knows about its file.
+/// The store: its file, the open database and what it knows about them.
 struct Inner {
     path: PathBuf,
+    /// The store's lock on its file, held across reopens.
+    _lock: std::fs::File,
     /// `None` while the database is being reopened after an I/O error.
-    db: RwLock<Option<Arc<Database>>>,
-    /// Held while reopening, so that one thread does it.
+    db: RwLock<Option<Arc<Open>>>,
+    /// Held while reopening, so that one thread does it; when it last tried.
     reopening: std::sync::Mutex<Option<std::time::Instant>>,
-    file: Arc<FileState>,
+    /// I/O failures so far (a snapshot stops when this changes under it).
+    failures: std::sync::atomic::AtomicU64,
     feed: Arc<Feed>,
     space: Space,
     snapshot_rate: u64,
@@ -95,11 +98,25 @@ fn internal(e: impl std::fmt::Display) -> StorageError {
 /// A value with the revision of its last write.
 type Versioned = (Revision, Vec<u8>);
 
-/// Open the database in `file` through [`LiveFile`]; a damaged file that makes the
+/// An open database, and what its file saw (an I/O error makes it unusable).
+pub(super) struct Open {
+    db: Database,
+    file: Arc<FileState>,
+}
+
+impl std::ops::Deref for Open {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+/// Open the database in `path` through [`LiveFile`]; a damaged file that makes the
 /// database library panic is an error naming the file.
-fn open_db(path: &Path, state: Arc<FileState>) -> anyhow::Result<Database> {
-    let file = LiveFile::open(path, state)?;
-    check::quietly(|| redb::Builder::new().create_with_backend(file))
+fn open_db(path: &Path) -> anyhow::Result<Open> {
+    let state = Arc::new(FileState::default());
+    let file = LiveFile::open(path, state.clone())?;
+    let db = check::quietly(|| redb::Builder::new().create_with_backend(file))
         .map_err(|panic| check::damaged(path, &panic))?
         .map_err(|e| match e {
             redb::DatabaseError::Storage(redb::StorageError::Corrupted(what)) => {
@@ -107,7 +124,8 @@ fn open_db(path: &Path, state: Arc<FileState>) -> anyhow::Result<Database> {
             }
             e => anyhow::Error::new(e)
                 .context(format!("opening the embedded store {}", path.display())),
-        })
+        })?;
+    Ok(Open { db, file: state })
 }
 
 /// Options of the embedded store.
@@ -150,8 +168,15 @@ impl EmbeddedStore {
                 revision = report.revision, full = options.verify_full,
                 took = ?report.took, "embedded store checked");
         }
-        let file = Arc::new(FileState::default());
-        let db = open_db(&path, file.clone())?;
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening the embedded store {}", path.display()))?;
+        file::lock(&lock, &path, true)?;
+        let db = open_db(&path)?;
         let objects_bytes = Self::init(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
         let revision = Self::revision_in(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
         let (tx, _) = broadcast::channel(FEED_CAPACITY);
@@ -160,9 +185,10 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
                 path,
+                _lock: lock,
                 db: RwLock::new(Some(Arc::new(db))),
                 reopening: std::sync::Mutex::new(None),
-                file,
+                failures: Default::default(),
                 feed: Arc::new(Feed {
                     order: std::sync::Mutex::new(revision),
                     tx,
@@ -223,8 +249,8 @@ impl EmbeddedStore {
     ) -> Result<T> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let db = inner.db()?;
-            f(&db).map_err(|e| inner.failed(e))
+            let open = inner.db()?;
+            f(&open).map_err(|e| inner.failed(&open, e))
         })
         .await
         .map_err(internal)?
@@ -242,10 +268,11 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || {
             let mut published = crate::sync::lock(&inner.feed.order);
             let attempt = |published: &mut Revision| {
+                let failures = inner.failures.load(Ordering::Relaxed);
                 let result = inner.write(&key, kind, &f);
-                if result.is_err() {
-                    // A failed write may have reopened the database: publish what
-                    // committed before it (a commit whose outcome was unknown).
+                if result.is_err() && inner.failures.load(Ordering::Relaxed) != failures {
+                    // The database was reopened: publish what committed before the
+                    // failure without being answered (an error after a durable commit).
                     inner.catch_up(published);
                 }
                 result
@@ -259,6 +286,16 @@ impl EmbeddedStore {
                 r => r,
             };
             let (rev, prev, value) = result?;
+            if rev > *published + 1 {
+                inner.catch_up(&mut published);
+                if rev > *published + 1 {
+                    tracing::error!(
+                        from = *published + 1,
+                        to = rev - 1,
+                        "writes committed without an answer could not be read back for watchers"
+                    );
+                }
+            }
             *published = rev;
             // No receiver is not an error: nobody watches yet.
             let _ = inner.feed.tx.send(Arc::new(Event {
@@ -278,18 +315,35 @@ impl EmbeddedStore {
         &self.inner.path
     }
 
+    /// For a snapshot: whether the database it started on is still the one in use.
+    fn alive(&self) -> Box<dyn Fn() -> bool + Send> {
+        let (inner, start) = (
+            self.inner.clone(),
+            self.inner.failures.load(Ordering::Relaxed),
+        );
+        Box::new(move || inner.failures.load(Ordering::Relaxed) == start)
+    }
+
     /// Write a snapshot into `dir`, keeping the newest `keep` there.
     pub async fn save_snapshot(
         &self,
         dir: PathBuf,
         keep: usize,
     ) -> anyhow::Result<(PathBuf, snapshot::Summary)> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let db = inner.db().map_err(|e| anyhow::anyhow!("{e}"))?;
-            snapshot::save_in(&db, &dir, keep, inner.snapshot_rate)
-        })
-        .await?
+        let (inner, alive) = (self.inner.clone(), self.alive());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // A thread of its own at a low CPU priority, as snapshots over the API.
+        std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                snapshot::yield_to_requests();
+                let result = inner
+                    .db()
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .and_then(|db| snapshot::save_in(&db, &dir, keep, inner.snapshot_rate, alive));
+                let _ = tx.send(result);
+            })?;
+        rx.await?
     }
 
     /// The changes after `from` (exclusive), oldest first, or `Expired`.
@@ -507,7 +561,9 @@ impl Storage for EmbeddedStore {
             (
                 "wasm_apiserver_store_file_bytes",
                 "The embedded store file's length on disk.",
-                self.inner.file.len.load(Ordering::Relaxed) as f64,
+                crate::sync::read(&self.inner.db)
+                    .as_ref()
+                    .map_or(0, |o| o.file.len.load(Ordering::Relaxed)) as f64,
             ),
             (
                 "wasm_apiserver_store_out_of_space",
@@ -524,7 +580,7 @@ impl Storage for EmbeddedStore {
                 .await
                 .map_err(internal)??
         };
-        Ok(snapshot::stream(db, self.inner.snapshot_rate))
+        Ok(snapshot::stream(db, self.inner.snapshot_rate, self.alive()))
     }
 }
 

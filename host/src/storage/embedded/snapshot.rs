@@ -159,6 +159,9 @@ pub struct Throttled<W: Write> {
     rate: u64,
     started: std::time::Instant,
     written: u64,
+    /// Whether to go on: false once the database under the snapshot failed (its
+    /// reopen waits for the snapshot to let go).
+    pub alive: Box<dyn Fn() -> bool + Send>,
 }
 
 impl<W: Write> Throttled<W> {
@@ -168,12 +171,18 @@ impl<W: Write> Throttled<W> {
             rate,
             started: std::time::Instant::now(),
             written: 0,
+            alive: Box::new(|| true),
         }
     }
 }
 
 impl<W: Write> Write for Throttled<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !(self.alive)() {
+            return Err(std::io::Error::other(
+                "the store met an I/O error and was reopened; take the snapshot again",
+            ));
+        }
         let n = self.out.write(buf)?;
         self.written += n as u64;
         if self.rate > 0 {
@@ -204,9 +213,10 @@ pub fn yield_to_requests() {
 /// A snapshot of `db` as a stream of chunks (for the API), written by a thread of its
 /// own at a low CPU priority (so that writers keep theirs); dropping the stream stops
 /// it.
-pub fn stream(
-    db: Arc<Database>,
+pub(super) fn stream(
+    db: Arc<super::Open>,
     rate: u64,
+    alive: Box<dyn Fn() -> bool + Send>,
 ) -> futures::stream::BoxStream<'static, Result<bytes::Bytes>> {
     use futures::StreamExt as _;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes>>(8);
@@ -226,7 +236,9 @@ pub fn stream(
                     Ok(())
                 }
             }
-            let result = write(&db, Throttled::new(Chunks(tx.clone()), rate));
+            let mut out = Throttled::new(Chunks(tx.clone()), rate);
+            out.alive = alive;
+            let result = write(&db, out);
             drop(db);
             match result {
                 Ok(s) => tracing::info!(
@@ -310,11 +322,19 @@ pub fn read(
     let header: Header =
         serde_json::from_slice(&r.field("the header")?).context("the snapshot's header")?;
     let mut count = 0u64;
+    let mut last_key = String::new();
     loop {
         match r.exact(1, "a record tag")?[0] {
             OBJECT => {
                 let key = String::from_utf8(r.field("a key")?)
                     .map_err(|_| anyhow::anyhow!("a key at byte {} is not UTF-8", r.offset))?;
+                if count > 0 && key <= last_key {
+                    bail!(
+                        "{key} follows {last_key}: keys are not in order, the snapshot is \
+                         damaged"
+                    );
+                }
+                last_key.clone_from(&key);
                 let revision = r.u64("a revision")?;
                 if revision > header.revision {
                     bail!(
@@ -372,12 +392,20 @@ pub fn read(
 /// --bump-revision --mark-compacted`). Refuses an existing store unless `force`.
 pub fn restore(snapshot: &Path, dir: &Path, force: bool, bump: u64) -> anyhow::Result<Summary> {
     let target = dir.join(FILE_NAME);
-    if target.exists() && !force {
-        bail!(
+    // Held until the restored file is in place: a running server holds it too.
+    let _lock = match target.exists() {
+        false => None,
+        true if !force => bail!(
             "{} already holds a store; pass --force to replace it (the server must be stopped)",
             target.display()
-        );
-    }
+        ),
+        true => {
+            let f = std::fs::File::open(&target)
+                .with_context(|| format!("opening {}", target.display()))?;
+            super::file::lock(&f, &target, true)?;
+            Some(f)
+        }
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let input = std::fs::File::open(snapshot)
         .with_context(|| format!("opening the snapshot {}", snapshot.display()))?;
@@ -410,7 +438,11 @@ pub fn restore(snapshot: &Path, dir: &Path, force: bool, bump: u64) -> anyhow::R
         })
         .with_context(|| format!("the snapshot {}", snapshot.display()))?;
         flush(&mut batch)?;
-        let revision = summary.header.revision + bump;
+        let revision = summary
+            .header
+            .revision
+            .checked_add(bump)
+            .context("--bump-revision takes the revision past 2^64")?;
         let mut tx = db.begin_write()?;
         tx.set_durability(Durability::Immediate);
         {
@@ -428,6 +460,7 @@ pub fn restore(snapshot: &Path, dir: &Path, force: bool, bump: u64) -> anyhow::R
         Ok(summary) => {
             std::fs::rename(&partial, &target)
                 .with_context(|| format!("putting the restored store at {}", target.display()))?;
+            std::fs::File::open(dir).and_then(|d| d.sync_all())?;
             Ok(summary)
         }
         Err(e) => {
@@ -451,13 +484,25 @@ pub fn save_in(
     dir: &Path,
     keep: usize,
     rate: u64,
+    alive: Box<dyn Fn() -> bool + Send>,
 ) -> anyhow::Result<(std::path::PathBuf, Summary)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let partial = dir.join(".snapshot.partial");
     let file = std::fs::File::create(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
-    let summary = write(db, Throttled::new(&file, rate)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    file.sync_all()?;
+    let mut out = Throttled::new(&file, rate);
+    out.alive = alive;
+    let written = write(db, out)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .and_then(|s| Ok(file.sync_all().map(|_| s)?));
+    let summary = match written {
+        Ok(s) => s,
+        Err(e) => {
+            // A partial file must not keep a full disk full.
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ");
     let path = dir.join(format!(
         "snapshot-{stamp}-rv{}.wasnap",

@@ -81,7 +81,6 @@ impl Space {
         if (freed || f.deletes_since > 0) && f.last_probe.elapsed() >= PROBE_INTERVAL {
             f.last_probe = Instant::now();
             f.deletes_since = 0;
-            f.free_then = free_bytes(&self.dir).unwrap_or(0);
             return Ok(());
         }
         Err(self.no_space_error(&f.message))
@@ -165,9 +164,8 @@ impl Space {
             ));
         }
         let used = self.objects_bytes.load(Ordering::Relaxed);
-        // A write was refused, or the next ones will be (within 1% of the quota).
-        let near = used.saturating_mul(100) >= self.quota.saturating_mul(99);
-        (near || self.quota_refused.load(Ordering::Relaxed)).then(|| {
+        // Named from the first refusal until a write that adds bytes commits.
+        self.quota_refused.load(Ordering::Relaxed).then(|| {
             format!(
                 "database space exceeded: objects take {used} of the {}-byte quota \
                  (--store-quota-bytes); writes that add bytes are refused, reads and deletes \
