@@ -112,18 +112,17 @@ pub async fn store() {
     let big = tempfile::tempdir().unwrap();
     let snap = big.path().join("100k.wasnap");
     let count = (OBJECTS + others.len()) as u64;
-    let objects = (0..OBJECTS)
-        .map(|i| {
-            let name = format!("foo-{i:06}");
-            (
-                key.replace("/template", &format!("/{name}")),
-                (i + 10) as u64,
-                value
-                    .replace("\"template\"", &format!("\"{name}\""))
-                    .into_bytes(),
-            )
-        })
-        .chain(others.clone());
+    // In key order: the server's own records (`/.wasm-apiserver/...`) sort first.
+    let objects = others.clone().into_iter().chain((0..OBJECTS).map(|i| {
+        let name = format!("foo-{i:06}");
+        (
+            key.replace("/template", &format!("/{name}")),
+            (i + 10) as u64,
+            value
+                .replace("\"template\"", &format!("\"{name}\""))
+                .into_bytes(),
+        )
+    }));
     let summary = snapshot::write_objects(
         std::fs::File::create(&snap).unwrap(),
         (OBJECTS + 10) as u64,
