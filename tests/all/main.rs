@@ -27,6 +27,7 @@ mod rest_api;
 mod schemathesis;
 mod storage_conformance;
 mod storage_migration;
+mod store_snapshots;
 mod upstream;
 mod watch;
 mod watch_cache;
