@@ -1,4 +1,5 @@
-//! The embedded store under real faults: a full tmpfs, its quota, a damaged file.
+//! The embedded store under real faults: a full tmpfs, its quota, a damaged file; and
+//! etcd's NOSPACE alarm, which reads the same.
 //! Snapshots and restore are in `store_snapshots`, which shares these helpers.
 //! The disk is never mocked: the full-disk test mounts a small tmpfs (the tests run
 //! as root; where mounting is refused it says so and skips).
@@ -365,4 +366,35 @@ async fn a_damaged_store_is_refused_by_name_and_left_untouched() {
     assert_ne!(code, 0);
     assert!(check.contains("is damaged"), "{check}");
     assert_eq!(sha256(&file), before, "the damaged file was changed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcds_nospace_alarm_refuses_writes_like_the_quota_and_serves_reads_and_deletes() {
+    let etcd = crate::common::etcd::Etcd::start_with(&["--quota-backend-bytes=2097152"]);
+    let s = Server::start_with(&["--storage", "etcd", "--etcd-servers", &etcd.url()]);
+    let (acked, refusal) = fill(&s, "e", 60_000).await;
+    assert!(!acked.is_empty());
+    assert_eq!(refusal["code"], 500, "{refusal}");
+    assert!(
+        refusal["message"]
+            .as_str()
+            .unwrap()
+            .contains("etcdserver: mvcc: database space exceeded"),
+        "{refusal}"
+    );
+    // etcd applies the write that crosses its quota, then answers NOSPACE (its quota
+    // applier checks after applying); kube-apiserver passes that error on as it is,
+    // and so does this server: the refused create may be there.
+    let listed = names(&s).await;
+    let refused = format!("e{}", acked.len());
+    assert!(
+        listed.is_superset(&acked) && listed.iter().all(|n| acked.contains(n) || *n == refused),
+        "reads are served under the alarm: {listed:?}"
+    );
+    let first = acked.iter().next().unwrap().clone();
+    assert_eq!(
+        delete(&s, &first).await,
+        200,
+        "deletes are served under the alarm"
+    );
 }

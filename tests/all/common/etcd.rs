@@ -14,6 +14,8 @@ pub struct Etcd {
     /// Plain-HTTP `/health` and `/metrics`, whatever the client URL's scheme.
     metrics_port: u16,
     tls: bool,
+    /// More flags for etcd.
+    extra: Vec<String>,
 }
 
 /// Files of an etcd that serves TLS and requires client certificates.
@@ -34,7 +36,13 @@ fn free_port() -> u16 {
 impl Etcd {
     /// Start a one-member cluster and wait until it answers.
     pub fn start() -> Etcd {
+        Self::start_with(&[])
+    }
+
+    /// [`Etcd::start`] with more flags (`--quota-backend-bytes=...`).
+    pub fn start_with(flags: &[&str]) -> Etcd {
         let mut etcd = Self::new(false);
+        etcd.extra = flags.iter().map(|f| f.to_string()).collect();
         etcd.resume();
         etcd
     }
@@ -79,6 +87,7 @@ impl Etcd {
             peer_port: free_port(),
             metrics_port: free_port(),
             tls,
+            extra: Vec::new(),
         }
     }
 
@@ -121,6 +130,7 @@ impl Etcd {
                 self.metrics_port
             ))
             .arg("--log-level=warn")
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
