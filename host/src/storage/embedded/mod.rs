@@ -580,7 +580,17 @@ impl Storage for EmbeddedStore {
                 .await
                 .map_err(internal)??
         };
-        Ok(snapshot::stream(db, self.inner.snapshot_rate, self.alive()))
+        // Spool beside the store when the disk has room for two more copies of the
+        // objects (and some): a snapshot must never be what fills it.
+        let dir = self.inner.path.parent().map(Path::to_path_buf);
+        let room = self.inner.space.objects_bytes.load(Ordering::Relaxed) * 2 + (64 << 20);
+        let spool = dir.filter(|d| space::free_bytes(d).is_some_and(|free| free > room));
+        Ok(snapshot::stream(
+            db,
+            self.inner.snapshot_rate,
+            self.alive(),
+            spool,
+        ))
     }
 }
 

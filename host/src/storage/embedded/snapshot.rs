@@ -210,13 +210,28 @@ pub fn yield_to_requests() {
     }
 }
 
-/// A snapshot of `db` as a stream of chunks (for the API), written by a thread of its
-/// own at a low CPU priority (so that writers keep theirs); dropping the stream stops
-/// it.
+/// An unnamed file in `dir` (gone when closed), to spool a snapshot into.
+fn spool_file(dir: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(dir)
+        .ok()
+}
+
+/// A snapshot of `db` as a stream of chunks (for the API), made by a thread of its
+/// own at a low CPU priority (so that writers keep theirs); dropping the stream
+/// stops it. With a `spool` folder, the snapshot is first copied there at full speed,
+/// so that its read transaction (which keeps writers from reusing freed pages) is
+/// short, then streamed at `rate`; without one, it streams from the transaction.
 pub(super) fn stream(
     db: Arc<super::Open>,
     rate: u64,
     alive: Box<dyn Fn() -> bool + Send>,
+    spool: Option<std::path::PathBuf>,
 ) -> futures::stream::BoxStream<'static, Result<bytes::Bytes>> {
     use futures::StreamExt as _;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes>>(8);
@@ -237,9 +252,29 @@ pub(super) fn stream(
                 }
             }
             let mut out = Throttled::new(Chunks(tx.clone()), rate);
-            out.alive = alive;
-            let result = write(&db, out);
-            drop(db);
+            let result = match spool.as_deref().and_then(spool_file) {
+                Some(mut file) => {
+                    let mut spooled = Throttled::new(&file, 0);
+                    spooled.alive = alive;
+                    let written = write(&db, spooled);
+                    drop(db);
+                    written.and_then(|summary| {
+                        use std::io::Seek as _;
+                        let io = |e: std::io::Error| {
+                            StorageError::Internal(format!("streaming the snapshot: {e}"))
+                        };
+                        file.rewind().map_err(io)?;
+                        std::io::copy(&mut std::io::BufReader::new(file), &mut out).map_err(io)?;
+                        Ok(summary)
+                    })
+                }
+                None => {
+                    out.alive = alive;
+                    let written = write(&db, out);
+                    drop(db);
+                    written
+                }
+            };
             match result {
                 Ok(s) => tracing::info!(
                     revision = s.header.revision,
