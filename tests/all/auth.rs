@@ -740,3 +740,35 @@ impl rustls::client::ResolvesClientCert for Garbage {
         true
     }
 }
+
+/// `/store/snapshot` is a non-resource URL: the SubjectAccessReview names its path and
+/// verb, a user without a rule for it gets kube's 403, one with it gets a snapshot.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_snapshots_are_authorized_as_a_non_resource_url() {
+    let t = setup(&[]).await;
+    let url = format!("{}/store/snapshot", t.s.url);
+    let front = client(&t.s, Some(&t.front));
+    let (code, st) = send(
+        front
+            .get(&url)
+            .header("X-Remote-User", "alice")
+            .header("X-Remote-Group", "viewers"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{st}");
+    assert_eq!(
+        st["message"],
+        r#"forbidden: User "alice" cannot get path "/store/snapshot": no RBAC policy matched"#
+    );
+    let review = t.standin.calls.last_review.lock().unwrap().clone().unwrap();
+    let attrs = review.spec.non_resource_attributes.unwrap();
+    assert_eq!(
+        (attrs.path.as_deref(), attrs.verb.as_deref()),
+        (Some("/store/snapshot"), Some("get"))
+    );
+    let carol = client(&t.s, Some(&t.carol));
+    let r = carol.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let bytes = r.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"WASNAP01"), "not a snapshot");
+}

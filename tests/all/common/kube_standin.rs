@@ -6,7 +6,8 @@
 //! Tokens: `alice-token` is alice (group `viewers`); `slow-token` answers after 5 s;
 //! anything else is not authenticated. Policy: group `devs` may do anything, group
 //! `viewers` may get/list/watch resources, any authenticated user may get non-resource
-//! paths; everything else is denied with the reason "no RBAC policy matched".
+//! paths but `/store/snapshot`; everything else is denied with the reason "no RBAC
+//! policy matched".
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -84,7 +85,10 @@ async fn access_review(
                 groups.iter().any(|g| g == "viewers")
                     && matches!(r.verb.as_deref(), Some("get" | "list" | "watch"))
             }
-            (None, Some(n)) => n.verb.as_deref() == Some("get"),
+            // Snapshots of the store need a rule of their own, as in a real cluster.
+            (None, Some(n)) => {
+                n.verb.as_deref() == Some("get") && n.path.as_deref() != Some("/store/snapshot")
+            }
             _ => false,
         };
     review.status = Some(SubjectAccessReviewStatus {
