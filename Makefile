@@ -184,8 +184,12 @@ lang-unit-tests: $(COMPONENTIZE_PY) $(JS_TOOLS)
 	node --import ./guests/js/test-host.mjs --test examples/hello-js/*.test.mjs \
 	  examples/wardle-flunder-js/*.test.mjs
 
-## bench: the benchmark harness (release build); prints a table.
+## bench: the benchmark harness (release build); prints a table. `-- outside` drives
+## the server with h2load (Debian's nghttp2-client), installed here when missing.
 bench: plugins
+	@command -v h2load >/dev/null || { \
+	  echo "==> installing nghttp2-client (apt-get) for h2load"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nghttp2-client >/dev/null; }
 	$(CARGO) bench -p wasm-apiserver-tests
 
 ## lint: formatting and clippy with warnings denied (make test runs it first).

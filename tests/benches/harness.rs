@@ -23,6 +23,7 @@
 
 #[path = "../all/common/mod.rs"]
 mod common;
+mod outside;
 mod safety;
 mod store;
 
@@ -945,6 +946,9 @@ fn main() {
     }
     if run("store") {
         rt.block_on(store::store());
+    }
+    if run("outside") {
+        rt.block_on(outside::outside());
     }
 }
 
