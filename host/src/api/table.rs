@@ -110,8 +110,14 @@ pub fn partial_object_metadata(obj: &Value, api_version: &str) -> Value {
 
 /// A Table from its rows.
 pub fn table(version: &VersionInfo, rows: Vec<Value>, list_meta: Value) -> Value {
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
-           "columnDefinitions": columns(version), "rows": rows})
+    // Built by moving the rows in: `json!` would copy each of them.
+    let mut table = serde_json::Map::with_capacity(5);
+    table.insert("kind".into(), Value::String("Table".into()));
+    table.insert("apiVersion".into(), Value::String("meta.k8s.io/v1".into()));
+    table.insert("metadata".into(), list_meta);
+    table.insert("columnDefinitions".into(), Value::Array(columns(version)));
+    table.insert("rows".into(), Value::Array(rows));
+    Value::Object(table)
 }
 
 fn age_of(timestamp: &str) -> String {

@@ -287,8 +287,12 @@ async fn serve_apis(
                 json_response(
                     StatusCode::OK,
                     out,
-                    &json!({"kind": "PartialObjectMetadataList", "apiVersion": api_version,
-                            "metadata": list_meta, "items": items}),
+                    &list_body(
+                        api_version.to_string(),
+                        "PartialObjectMetadataList",
+                        list_meta,
+                        items,
+                    ),
                 )
             } else if out == Output::Table {
                 let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
@@ -306,13 +310,16 @@ async fn serve_apis(
                     &table::table(&version, rows, list_meta),
                 )
             } else {
+                // Built by moving the items in: `json!` would copy each of them.
                 json_response(
                     StatusCode::OK,
                     out,
-                    &json!({
-                        "apiVersion": format!("{}/{}", r.group, version.name), "kind": r.list_kind,
-                        "metadata": list_meta, "items": list.items,
-                    }),
+                    &list_body(
+                        format!("{}/{}", r.group, version.name),
+                        &r.list_kind,
+                        list_meta,
+                        list.items,
+                    ),
                 )
             }
         }
@@ -429,4 +436,21 @@ async fn serve_apis(
         (_, m) => return Err(ApiError::method_not_allowed(m.as_str(), &r.kind)),
     };
     Ok(add_warnings(response, &warnings))
+}
+
+/// A list object (`apiVersion`, `kind`, `metadata`, `items`) that takes its items as
+/// they are, without the copy `json!` makes of every value it is given.
+fn list_body(
+    api_version: String,
+    kind: &str,
+    metadata: serde_json::Value,
+    items: Vec<serde_json::Value>,
+) -> serde_json::Value {
+    use serde_json::Value;
+    let mut body = serde_json::Map::with_capacity(4);
+    body.insert("apiVersion".into(), Value::String(api_version));
+    body.insert("kind".into(), Value::String(kind.to_string()));
+    body.insert("metadata".into(), metadata);
+    body.insert("items".into(), Value::Array(items));
+    Value::Object(body)
 }
