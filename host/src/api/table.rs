@@ -91,21 +91,32 @@ pub fn row(version: &VersionInfo, obj: &Value, cells: &[Cell], include: IncludeO
                 .unwrap_or_else(|| "<unknown>".into()),
         ));
     }
-    let mut r = json!({"cells": out});
+    // Maps built by hand: `json!` copies every value it is given, field by field.
+    let mut r = serde_json::Map::with_capacity(2);
+    r.insert("cells".into(), Value::Array(out));
     match include {
         IncludeObject::None => {}
         IncludeObject::Metadata => {
-            r["object"] = partial_object_metadata(obj, "meta.k8s.io/v1");
+            r.insert(
+                "object".into(),
+                partial_object_metadata(obj, "meta.k8s.io/v1"),
+            );
         }
-        IncludeObject::Object => r["object"] = obj.clone(),
+        IncludeObject::Object => {
+            r.insert("object".into(), obj.clone());
+        }
     }
-    r
+    Value::Object(r)
 }
 
 /// An object's metadata alone, as `meta.k8s.io`'s `PartialObjectMetadata` (the same
 /// in every version of the kind: no conversion needed).
 pub fn partial_object_metadata(obj: &Value, api_version: &str) -> Value {
-    json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": obj["metadata"]})
+    let mut m = serde_json::Map::with_capacity(3);
+    m.insert("kind".into(), Value::String("PartialObjectMetadata".into()));
+    m.insert("apiVersion".into(), Value::String(api_version.into()));
+    m.insert("metadata".into(), obj["metadata"].clone());
+    Value::Object(m)
 }
 
 /// A Table from its rows.
