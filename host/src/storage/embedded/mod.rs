@@ -256,6 +256,21 @@ impl EmbeddedStore {
         .map_err(internal)?
     }
 
+    /// A point read (one B-tree lookup, almost always in redb's page cache) on the
+    /// calling task: a hop to a blocking thread costs more than the read (GET at 32
+    /// clients spent a third of the server's time switching threads; BENCHMARKS.md,
+    /// session 17). An error, or a database being reopened, goes the blocking way.
+    async fn point<T: Send + 'static>(
+        &self,
+        f: impl Fn(&Database) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let open = crate::sync::read(&self.inner.db).clone();
+        if let Some(Ok(v)) = open.map(|open| f(&open)) {
+            return Ok(v);
+        }
+        self.blocking(f).await
+    }
+
     /// A write through [`Inner::write`], published to storage watches once committed.
     async fn publish<T: Send + 'static>(
         &self,
@@ -390,7 +405,7 @@ impl EmbeddedStore {
 impl Storage for EmbeddedStore {
     async fn get(&self, key: &str) -> Result<Option<Stored>> {
         let key = key.to_string();
-        self.blocking(move |db| {
+        self.point(move |db| {
             let tx = db.begin_read().map_err(internal)?;
             let objects = tx.open_table(OBJECTS).map_err(internal)?;
             Ok(objects.get(key.as_str()).map_err(internal)?.map(|v| {
@@ -530,7 +545,7 @@ impl Storage for EmbeddedStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        self.blocking(Self::revision_in).await
+        self.point(Self::revision_in).await
     }
 
     fn check_name(&self) -> &'static str {
