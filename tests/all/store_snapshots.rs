@@ -11,6 +11,22 @@ use std::time::Duration;
 
 const FOOS: &str = "/apis/hello.zeng.dev/v1/namespaces/default/foos";
 
+/// `wasm-apiserver store snapshot restore SNAPSHOT --data-dir data [--force]` in `dir`.
+fn restore(dir: &std::path::Path, snapshot: &str, force: bool) -> (i32, String, String) {
+    let mut args = vec![
+        "store",
+        "snapshot",
+        "restore",
+        snapshot,
+        "--data-dir",
+        "data",
+    ];
+    if force {
+        args.push("--force");
+    }
+    run(dir, &args)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_snapshot_under_writes_restores_exactly_what_was_acknowledged_before_it() {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -97,30 +113,10 @@ async fn a_snapshot_under_writes_restores_exactly_what_was_acknowledged_before_i
     let fresh = tempfile::tempdir().unwrap();
     copy_examples(fresh.path());
     let snap_arg = snap.display().to_string();
-    let (code, out, err) = run(
-        fresh.path(),
-        &[
-            "store",
-            "snapshot",
-            "restore",
-            &snap_arg,
-            "--data-dir",
-            "data",
-        ],
-    );
+    let (code, out, err) = restore(fresh.path(), &snap_arg, false);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("restored "), "{out}");
-    let (code, _, err) = run(
-        fresh.path(),
-        &[
-            "store",
-            "snapshot",
-            "restore",
-            &snap_arg,
-            "--data-dir",
-            "data",
-        ],
-    );
+    let (code, _, err) = restore(fresh.path(), &snap_arg, false);
     assert!(code != 0 && err.contains("--force"), "{err}");
     drop(dir);
     let s = Server::start_in(fresh);
@@ -171,18 +167,7 @@ async fn a_truncated_or_tampered_snapshot_is_refused_and_nothing_is_written() {
         "{out}"
     );
     // A running server's store is not replaced, even with --force.
-    let (code, _, err) = run(
-        s.path(),
-        &[
-            "store",
-            "snapshot",
-            "restore",
-            &snap.display().to_string(),
-            "--data-dir",
-            "data",
-            "--force",
-        ],
-    );
+    let (code, _, err) = restore(s.path(), &snap.display().to_string(), true);
     assert!(
         code != 0 && err.contains("in use by another process"),
         "{err}"
@@ -219,17 +204,7 @@ async fn a_truncated_or_tampered_snapshot_is_refused_and_nothing_is_written() {
         let fresh = tempfile::tempdir().unwrap();
         let file = fresh.path().join("bad.wasnap");
         std::fs::write(&file, bytes).unwrap();
-        let (code, _, err) = run(
-            fresh.path(),
-            &[
-                "store",
-                "snapshot",
-                "restore",
-                &file.display().to_string(),
-                "--data-dir",
-                "data",
-            ],
-        );
+        let (code, _, err) = restore(fresh.path(), &file.display().to_string(), false);
         assert_ne!(code, 0, "{what}: restored");
         assert!(err.contains(expected), "{what}: {err}");
         let store = fresh.path().join("data/store");
@@ -270,17 +245,7 @@ async fn scheduled_snapshots_are_taken_verified_and_pruned() {
         "{out}"
     );
     let fresh = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(
-        fresh.path(),
-        &[
-            "store",
-            "snapshot",
-            "restore",
-            &newest,
-            "--data-dir",
-            "data",
-        ],
-    );
+    let (code, _, err) = restore(fresh.path(), &newest, false);
     assert_eq!(code, 0, "{err}");
     copy_examples(fresh.path());
     let restored = Server::start_in(fresh);

@@ -101,16 +101,10 @@ impl Inner {
     /// without being answered (a commit whose error came after it was durable).
     pub(super) fn catch_up(&self, published: &mut Revision) {
         let Ok(db) = self.db() else { return };
-        let changes = (|| -> Result<Vec<(Revision, Change)>> {
-            let tx = db.begin_read().map_err(internal)?;
-            let history = tx.open_table(HISTORY).map_err(internal)?;
-            let mut out = Vec::new();
-            for entry in history.range(*published + 1..).map_err(internal)? {
-                let (k, v) = entry.map_err(internal)?;
-                out.push((k.value(), Change::decode(v.value())?));
-            }
-            Ok(out)
-        })();
+        let changes = db
+            .begin_read()
+            .map_err(internal)
+            .and_then(|tx| super::history::since(&tx, *published));
         for (revision, c) in changes.unwrap_or_default() {
             tracing::warn!(key = %c.key, revision,
                 "a write that reported an error had committed; publishing it");

@@ -2,8 +2,40 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::internal;
+use redb::ReadTransaction;
+
+use super::{internal, COMPACTED, HISTORY, META, REVISION};
 use crate::storage::{Result, Revision, StorageError};
+
+/// The store's current revision, as of `tx`.
+pub(super) fn revision(tx: &ReadTransaction) -> Result<Revision> {
+    counter(tx, REVISION)
+}
+
+/// A counter of the `meta` table (1, the first revision, when absent).
+fn counter(tx: &ReadTransaction, name: &str) -> Result<u64> {
+    let meta = tx.open_table(META).map_err(internal)?;
+    Ok(meta.get(name).map_err(internal)?.map_or(1, |v| v.value()))
+}
+
+/// The changes after `from` (exclusive), oldest first, as of `tx`; `Expired` when
+/// history no longer reaches back to `from`.
+pub(super) fn since(tx: &ReadTransaction, from: Revision) -> Result<Vec<(Revision, Change)>> {
+    let compacted = counter(tx, COMPACTED)?;
+    if from < compacted {
+        return Err(StorageError::Expired {
+            requested: from,
+            oldest: compacted,
+        });
+    }
+    let history = tx.open_table(HISTORY).map_err(internal)?;
+    let mut out = Vec::new();
+    for entry in history.range(from + 1..).map_err(internal)? {
+        let (k, v) = entry.map_err(internal)?;
+        out.push((k.value(), Change::decode(v.value())?));
+    }
+    Ok(out)
+}
 
 /// One write, as kept in history.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -3,19 +3,14 @@
 use redb::Database;
 use std::collections::BTreeMap;
 
-use super::{internal, Change, EmbeddedStore, COMPACTED, HISTORY, META, OBJECTS, REVISION};
+use super::{history, internal, EmbeddedStore, OBJECTS};
 use crate::storage::{ListPage, ListRequest, Result, Revision, StorageError, Stored};
 
 impl EmbeddedStore {
     pub(super) fn list_blocking(db: &Database, req: &ListRequest) -> Result<ListPage> {
         let tx = db.begin_read().map_err(internal)?;
         let objects = tx.open_table(OBJECTS).map_err(internal)?;
-        let meta = tx.open_table(META).map_err(internal)?;
-        let current = meta
-            .get(REVISION)
-            .map_err(internal)?
-            .map(|v| v.value())
-            .unwrap_or(1);
+        let current = history::revision(&tx)?;
         let at = req.revision.unwrap_or(current);
         if at > current {
             return Err(StorageError::TooLarge {
@@ -30,21 +25,7 @@ impl EmbeddedStore {
         // its first change after `at`.
         let mut as_of: BTreeMap<String, Option<(Revision, Vec<u8>)>> = BTreeMap::new();
         if at < current {
-            let compacted = meta
-                .get(COMPACTED)
-                .map_err(internal)?
-                .map(|v| v.value())
-                .unwrap_or(1);
-            if at < compacted {
-                return Err(StorageError::Expired {
-                    requested: at,
-                    oldest: compacted,
-                });
-            }
-            let history = tx.open_table(HISTORY).map_err(internal)?;
-            for entry in history.range(at + 1..).map_err(internal)? {
-                let (_, v) = entry.map_err(internal)?;
-                let change = Change::decode(v.value())?;
+            for (_, change) in history::since(&tx, at)? {
                 if in_range(&change.key) && !as_of.contains_key(&change.key) {
                     as_of.insert(change.key, change.prev);
                 }

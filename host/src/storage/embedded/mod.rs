@@ -19,6 +19,7 @@ mod history;
 mod list;
 pub mod snapshot;
 pub mod space;
+mod watch;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -31,12 +32,10 @@ pub use history::Change;
 use space::{Space, WriteKind};
 
 use futures::stream::BoxStream;
-use futures::StreamExt as _;
 use tokio::sync::broadcast;
 
 use super::{
-    Event, ListPage, ListRequest, Result, Revision, Storage, StorageError, Stored, WatchItem,
-    WatchStream,
+    Event, ListPage, ListRequest, Result, Revision, Storage, StorageError, Stored, WatchStream,
 };
 
 /// How many revisions of history are kept (for lists at an earlier revision and watch
@@ -233,13 +232,7 @@ impl EmbeddedStore {
     }
 
     fn revision_in(db: &Database) -> Result<Revision> {
-        let tx = db.begin_read().map_err(internal)?;
-        let meta = tx.open_table(META).map_err(internal)?;
-        Ok(meta
-            .get(REVISION)
-            .map_err(internal)?
-            .map(|v| v.value())
-            .unwrap_or(1))
+        history::revision(&db.begin_read().map_err(internal)?)
     }
 
     /// Run a blocking database operation off the async runtime's workers.
@@ -363,29 +356,8 @@ impl EmbeddedStore {
 
     /// The changes after `from` (exclusive), oldest first, or `Expired`.
     pub async fn changes_since(&self, from: Revision) -> Result<Vec<(Revision, Change)>> {
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(internal)?;
-            let meta = tx.open_table(META).map_err(internal)?;
-            let compacted = meta
-                .get(COMPACTED)
-                .map_err(internal)?
-                .map(|v| v.value())
-                .unwrap_or(1);
-            if from < compacted {
-                return Err(StorageError::Expired {
-                    requested: from,
-                    oldest: compacted,
-                });
-            }
-            let history = tx.open_table(HISTORY).map_err(internal)?;
-            let mut out = Vec::new();
-            for entry in history.range(from + 1..).map_err(internal)? {
-                let (k, v) = entry.map_err(internal)?;
-                out.push((k.value(), Change::decode(v.value())?));
-            }
-            Ok(out)
-        })
-        .await
+        self.blocking(move |db| history::since(&db.begin_read().map_err(internal)?, from))
+            .await
     }
 
     /// How many objects are stored (all kinds).
@@ -486,62 +458,9 @@ impl Storage for EmbeddedStore {
     async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream> {
         // Subscribe first, then read history: every write is in one or the other (or
         // both; duplicates are dropped by revision).
-        let mut live = self.inner.feed.tx.subscribe();
+        let live = self.inner.feed.tx.subscribe();
         let history = self.changes_since(from).await?;
-        let prefix = prefix.to_string();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<WatchItem>>(256);
-        tokio::spawn(async move {
-            let item = |rev: Revision, key: &str, make: &dyn Fn() -> Event| {
-                if key.starts_with(&prefix) {
-                    WatchItem::Event(make())
-                } else {
-                    WatchItem::Progress(rev)
-                }
-            };
-            let mut last = from;
-            for (rev, c) in history {
-                last = rev;
-                let out = item(rev, &c.key, &|| Event {
-                    key: c.key.clone(),
-                    revision: rev,
-                    value: c.value.clone(),
-                    prev: c.prev.clone(),
-                });
-                if tx.send(Ok(out)).await.is_err() {
-                    return;
-                }
-            }
-            loop {
-                let next = tokio::select! {
-                    next = live.recv() => next,
-                    _ = tx.closed() => return,
-                };
-                let e = match next {
-                    Ok(e) => e,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        let _ = tx
-                            .send(Err(StorageError::Internal(format!(
-                                "the watch fell {n} writes behind; resume from revision {last}"
-                            ))))
-                            .await;
-                        return;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                if e.revision <= last {
-                    continue;
-                }
-                last = e.revision;
-                let out = item(e.revision, &e.key, &|| (*e).clone());
-                if tx.send(Ok(out)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })
-        .boxed())
+        Ok(watch::stream(live, history, prefix.to_string(), from))
     }
 
     async fn current_revision(&self) -> Result<Revision> {

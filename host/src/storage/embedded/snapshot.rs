@@ -76,12 +76,7 @@ impl<W: Write> Write for Hashing<W> {
 pub fn write(db: &Database, out: impl Write) -> Result<Summary> {
     let tx = db.begin_read().map_err(internal)?;
     let objects = tx.open_table(OBJECTS).map_err(internal)?;
-    let meta = tx.open_table(META).map_err(internal)?;
-    let revision = meta
-        .get(REVISION)
-        .map_err(internal)?
-        .map(|v| v.value())
-        .unwrap_or(1);
+    let revision = super::history::revision(&tx)?;
     let count = objects.len().map_err(internal)?;
     let mut failed = None;
     let entries = objects
