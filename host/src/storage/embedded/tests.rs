@@ -92,3 +92,20 @@ async fn the_quota_counts_objects_and_lets_shrinking_writes_and_deletes_through(
         4 + 60
     );
 }
+
+#[test]
+fn a_snapshot_with_keys_out_of_order_or_repeated_is_refused() {
+    for keys in [["/b", "/a"], ["/a", "/a"]] {
+        let mut bytes = Vec::new();
+        let objects = keys.iter().map(|k| (k.to_string(), 1, b"{}".to_vec()));
+        snapshot::write_objects(&mut bytes, 1, 2, objects).unwrap();
+        let mut seen = Vec::new();
+        let err = snapshot::read(&bytes[..], |k, _, _| {
+            seen.push(k);
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("keys are not in order"), "{err}");
+        assert_eq!(seen, [keys[0].to_string()], "it stops at the bad key");
+    }
+}
